@@ -1,0 +1,5 @@
+"""Allow ``python -m eegstream``."""
+
+from eegstream.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,229 @@
+"""The ``eegstream`` command: one parser, one subcommand per job; handlers import lazily."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from eegstream import __version__
+from eegstream.errors import EegstreamError
+
+log = logging.getLogger("eegstream")
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "keras")
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="inference engine; auto = TensorRT when it can run, else ONNX Runtime (default: auto)",
+    )
+    p.add_argument(
+        "--model", type=Path, default=None, help="model bundle folder (default: the bundled model)"
+    )
+
+
+def _add_stream_select(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stream-name", action="append", default=None, help="LSL stream name (repeatable)"
+    )
+    p.add_argument("--stream-type", default=None, help="LSL stream type (default: EEG)")
+    p.add_argument("--source-id", default=None, help="LSL source id")
+    p.add_argument(
+        "--resolve-timeout", type=float, default=None, help="seconds to wait for the stream"
+    )
+
+
+# --- handlers: each imports what it needs so `eegstream --help` stays fast -----------------------
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from eegstream.io.info import run_info
+
+    return run_info(args)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from eegstream.simulate import run_simulate
+
+    return run_simulate(args)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from eegstream.train import run_train
+
+    return run_train(args)
+
+
+def _cmd_detect(args: argparse.Namespace) -> int:
+    from eegstream.offline import run_detect
+
+    return run_detect(args)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from eegstream.offline import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from eegstream.stream.replay import run_replay
+
+    return run_replay(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from eegstream.service.run import run_serve
+
+    return run_serve(args)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from eegstream.service.run import run_demo
+
+    return run_demo(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from eegstream.bench import run_bench
+
+    return run_bench(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used by tests to check every ``--help``)."""
+    parser = argparse.ArgumentParser(
+        prog="eegstream",
+        description="Realtime blink / jaw-clench detection for Emotiv EEG over LSL.",
+    )
+    parser.add_argument("--version", action="version", version=f"eegstream {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("info", _cmd_info, "Summarise a recording: rate, channels, markers, signal quality.")
+    p.add_argument("file", type=Path, help="EmotivPRO CSV (or plain CSV of channel columns)")
+    p.add_argument("--fs", type=float, default=None, help="sampling rate when the file lacks one")
+
+    p = add(
+        "simulate", _cmd_simulate, "Write a realistic simulated EmotivPRO recording with markers."
+    )
+    p.add_argument("out", type=Path, help="output CSV path")
+    p.add_argument("--duration", type=float, default=300.0, help="seconds (default: 300)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same file")
+    p.add_argument("--fs", type=int, default=128, choices=(128, 256), help="sampling rate (Hz)")
+    p.add_argument("--blink-rate", type=float, default=None, help="blinks per minute")
+    p.add_argument("--clench-rate", type=float, default=None, help="jaw clenches per minute")
+    p.add_argument(
+        "--subject-variability", type=float, default=1.0, help="0 = average subject, 1 = realistic"
+    )
+    p.add_argument(
+        "--no-confounders", action="store_true", help="no eye movements, pops, drop-outs"
+    )
+
+    p = add("train", _cmd_train, "Train the CNN on marker-labelled recordings and export a bundle.")
+    p.add_argument("recordings", type=Path, nargs="*", help="EmotivPRO CSVs with markers")
+    p.add_argument("--simulate", type=int, default=0, help="also train on N simulated subjects")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (early stopping)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--sim-duration", type=float, default=240.0, help="seconds per simulated subject"
+    )
+
+    p = add("detect", _cmd_detect, "Detect artifacts in a recording, as fast as possible.")
+    p.add_argument("file", type=Path, help="recording CSV")
+    _add_backend(p)
+    p.add_argument("--output", "-o", default="-", help="output file, or - for stdout (default)")
+    p.add_argument("--format", choices=("jsonl", "bids"), default="jsonl", help="output format")
+
+    p = add("evaluate", _cmd_evaluate, "Compare detections with the recordings' markers.")
+    p.add_argument("files", type=Path, nargs="+", help="marker-labelled recording CSVs")
+    _add_backend(p)
+    p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+
+    p = add("replay", _cmd_replay, "Publish a recording as a live LSL stream (plus its markers).")
+    p.add_argument("file", type=Path, nargs="?", default=None, help="recording CSV (default: demo)")
+    p.add_argument(
+        "--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible"
+    )
+    p.add_argument("--loop", action="store_true", help="start again at the end")
+    p.add_argument("--name", default="EmotivDataStream-EEG", help="LSL stream name")
+    p.add_argument("--type", default="EEG", help="LSL stream type")
+    p.add_argument("--source-id", default=None, help="LSL source id (default: from the file)")
+
+    p = add(
+        "serve",
+        _cmd_serve,
+        "Detect artifacts on live LSL streams and serve them over HTTP/websocket.",
+    )
+    _add_stream_select(p)
+    p.add_argument("--discover", action="store_true", help="attach every EEG stream that appears")
+    p.add_argument("--host", default=None, help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 8000)")
+    p.add_argument("--event-log", type=Path, default=None, help="append events to this JSONL file")
+    p.add_argument("--config", type=Path, default=None, help="settings file (TOML, JSON or YAML)")
+    _add_backend(p)
+
+    p = add("demo", _cmd_demo, "Replay the bundled demo recording and serve its detections.")
+    p.add_argument("--host", default="127.0.0.1", help="bind address")
+    p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    _add_backend(p)
+
+    p = add(
+        "bench", _cmd_bench, "Measure features, every engine and the original pipeline; print JSON."
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the report here")
+    p.add_argument("--calls", type=int, default=1000, help="batch-1 calls per engine")
+    p.add_argument("--e2e", action="store_true", help="end-to-end multi-headset benchmark")
+    p.add_argument(
+        "--soak", type=float, default=None, help="soak: replay at high speed for N minutes"
+    )
+    p.add_argument(
+        "--headsets",
+        default=None,
+        help="--e2e: headset counts to try, comma-separated (default: 1,8,32,64; --soak: 1)",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="--e2e: measured seconds per count (default: 60)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="replay speed (default: 1 for --e2e, 16 for --soak)",
+    )
+    p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: few calls
+    _add_backend(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line on stderr and exit 2."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except EegstreamError as exc:
+        print(f"eegstream {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        return 130

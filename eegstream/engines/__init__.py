@@ -1,0 +1,162 @@
+"""Inference backends, chosen by :func:`load_engine`; heavy ones import only when chosen.
+
+One module per backend: ``onnxruntime.py`` (CPU, or onnxruntime-gpu's CUDA provider),
+``tensorrt.py`` (TensorRT 10+ through pycuda) and ``keras.py`` (the reference). The helpers below
+are shared by all three, so each engine checks its input and splits large batches the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from eegstream.engines.base import Engine
+from eegstream.errors import BackendUnavailableError, EegstreamError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ENGINE_NAMES",
+    "BundleLike",
+    "Engine",
+    "check_features",
+    "infer_in_batches",
+    "load_engine",
+    "tensorrt_available",
+]
+
+#: Engines :func:`load_engine` can build by name (``auto`` picks one of the first two).
+#: ``onnxruntime-cuda`` is ONNX Runtime's CUDA provider (needs ``onnxruntime-gpu``).
+ENGINE_NAMES: tuple[str, ...] = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "keras")
+
+
+class BundleLike(Protocol):
+    """What an engine needs from a model bundle (``eegstream.bundle.ModelBundle`` has it all)."""
+
+    @property
+    def onnx_path(self) -> Path:
+        """``model.onnx``: input ``features`` float32 ``[batch, 10, 33]``, output ``probs``."""
+        ...
+
+    @property
+    def keras_path(self) -> Path | None:
+        """``model.keras`` for the reference engine; may be absent."""
+        ...
+
+    @property
+    def fp16_onnx_path(self) -> Path | None:
+        """``model.fp16.onnx`` (float16 graph for TensorRT 11+); may be absent."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the bundle: the TensorRT plan cache key."""
+        ...
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """``model.json``."""
+        ...
+
+
+def check_features(
+    features: npt.ArrayLike, shape: tuple[int, int], engine: str
+) -> npt.NDArray[np.float32]:
+    """Features as a C-contiguous float32 ``(n, electrodes, bins)`` array (no copy if already so).
+
+    Every engine calls this first, so a wrong shape fails with the same clear message everywhere
+    instead of deep inside a native runtime.
+    """
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != shape:
+        raise EegstreamError(
+            f"{engine} engine: features must have shape (n, {shape[0]}, {shape[1]}) "
+            f"(windows, electrodes, bins); got {x.shape}; build them with the bundle's "
+            "FeaturePipeline"
+        )
+    return x
+
+
+def infer_in_batches(
+    run: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]],
+    x: npt.NDArray[np.float32],
+    max_batch: int,
+) -> npt.NDArray[np.float32]:
+    """Call ``run`` on slices of at most ``max_batch`` windows and join the results.
+
+    The loop is over batches, never windows: engines have a fixed maximum batch (TensorRT's
+    optimisation profile, the page-locked buffers), callers may pass any number of windows.
+    """
+    n = x.shape[0]
+    if n <= max_batch:
+        return run(x)
+    return np.concatenate([run(x[i : i + max_batch]) for i in range(0, n, max_batch)])
+
+
+def tensorrt_available() -> tuple[bool, str]:
+    """Whether TensorRT can run here, and why not (missing tensorrt, pycuda, or CUDA device)."""
+    from eegstream.engines.tensorrt import tensorrt_available as _available
+
+    return _available()
+
+
+def _onnxruntime_cuda_available() -> bool:
+    import onnxruntime as ort
+
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def load_engine(name: str, bundle: BundleLike, max_batch: int = 64) -> Engine:
+    """Build the engine called ``name`` (``auto`` or one of :data:`ENGINE_NAMES`) for ``bundle``.
+
+    ``auto`` is TensorRT when it can actually run (library, pycuda and a CUDA device), else
+    ONNX Runtime on the CPU. An engine asked for by name that cannot run raises
+    :class:`~eegstream.errors.BackendUnavailableError` naming what is missing: it never falls
+    back silently.
+    """
+    if max_batch < 1:
+        raise EegstreamError(f"max_batch must be >= 1; got {max_batch}")
+    if name == "auto":
+        ok, why = tensorrt_available()
+        if ok:
+            log.info("backend auto: TensorRT can run (%s)", why)
+            name = "tensorrt"
+        else:
+            log.info("backend auto: using ONNX Runtime on the CPU; TensorRT cannot run: %s", why)
+            name = "onnxruntime"
+    if name == "tensorrt":
+        ok, why = tensorrt_available()
+        if not ok:
+            raise BackendUnavailableError(
+                f"backend 'tensorrt' cannot run here: {why}; or choose --backend onnxruntime (CPU)"
+            )
+        from eegstream.engines.tensorrt import TensorRTEngine
+
+        return TensorRTEngine.from_bundle(bundle, max_batch=max_batch)
+    if name == "onnxruntime":
+        from eegstream.engines.onnxruntime import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(bundle.onnx_path, max_batch=max_batch)
+    if name == "onnxruntime-cuda":
+        if not _onnxruntime_cuda_available():
+            raise BackendUnavailableError(
+                "backend 'onnxruntime-cuda' cannot run here: ONNX Runtime has no "
+                "CUDAExecutionProvider; install onnxruntime-gpu in place of onnxruntime "
+                "(pip install onnxruntime-gpu) on a machine with an NVIDIA GPU, "
+                "or choose --backend onnxruntime (CPU)"
+            )
+        from eegstream.engines.onnxruntime import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(bundle.onnx_path, max_batch=max_batch, device="cuda")
+    if name == "keras":
+        from eegstream.engines.keras import KerasEngine
+
+        return KerasEngine(bundle.keras_path, max_batch=max_batch)
+    raise EegstreamError(
+        f"unknown backend {name!r}; expected one of: auto, {', '.join(ENGINE_NAMES)}"
+    )

@@ -1,0 +1,345 @@
+"""Offline detection and evaluation: the live :class:`~eegstream.detector.Detector` run over a file.
+
+``eegstream detect FILE`` feeds the recording to the very same detector a live stream uses, in
+chunks, as fast as the engine allows, and writes the final-phase events as JSON Lines or a BIDS
+``events.tsv``. ``eegstream evaluate FILE...`` does the same and compares the events with the
+files' markers (:mod:`eegstream.evaluate`).
+
+Times: event onsets and offsets are in the file's clock (its ``Timestamp`` column, unix seconds
+for EmotivPRO exports); the detection time of each message is the data clock (the timestamp of
+the last sample of the window that decided), so the output is reproducible and its latency is
+the one a live detector would have had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+
+from eegstream.detector import Detector
+from eegstream.engines.base import Engine
+from eegstream.errors import EegstreamError, MissingChannelsError
+from eegstream.events import ArtifactEvent, Message
+from eegstream.io.recording import Recording
+from eegstream.preprocess import FeaturePipeline
+from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, Settings
+
+if TYPE_CHECKING:
+    from eegstream.bundle import ModelBundle
+    from eegstream.evaluate import EvaluationReport
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CHUNK_S",
+    "detect_messages",
+    "detect_recording",
+    "run_detect",
+    "run_evaluate",
+    "write_bids",
+    "write_jsonl",
+]
+
+#: Seconds of data per ``Detector.process`` call. 10 s = 160 windows per engine call: large enough
+#: that per-call overhead is negligible, small enough for a smooth progress bar.
+CHUNK_S: float = 10.0
+#: Recordings longer than this (s) get a progress bar (when stderr is a terminal).
+PROGRESS_MIN_S: float = 120.0
+#: Emotiv contact quality (0-4 scale) at or below which an electrode counts as poorly connected.
+POOR_CONTACT: float = 1.0
+
+#: BIDS events.tsv columns, in order, with their sidecar descriptions.
+BIDS_COLUMNS: dict[str, str] = {
+    "onset": "Artifact onset in seconds from the first sample of the recording",
+    "duration": "Artifact duration in seconds",
+    "trial_type": "Artifact class: blink or jaw_clench",
+    "confidence": "Peak window probability of the class (0-1)",
+    "sample": "Index of the onset sample in the recording (at the model rate, 128 Hz)",
+    "onset_source": "Artifact onset in the recording's own clock (its Timestamp column, s)",
+    "flags": "interpolated / poor_contact when the event overlaps such samples, else n/a",
+    "event_id": "Detector event id",
+}
+
+
+def _stream_id(rec: Recording) -> str:
+    name = Path(rec.source).name if rec.source else "recording"
+    for suffix in (".gz", ".csv"):
+        name = name.removesuffix(suffix)
+    return name or "recording"
+
+
+def _unix_offset(rec: Recording) -> float:
+    """Seconds to add to the file's timestamps to get unix time (0 for unix-stamped exports)."""
+    t0 = float(rec.timestamps[0]) if rec.n_samples else 0.0
+    if t0 > 1e8:  # already unix time (any date after 1973)
+        return 0.0
+    start = rec.metadata.get("start timestamp")
+    try:
+        return float(start) - t0 if start is not None else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _check(rec: Recording, features: FeaturePipeline) -> None:
+    if rec.fs != FS:
+        raise EegstreamError(
+            f"{rec.source}: sampling rate {rec.fs:g} Hz; the detector expects {FS} Hz; read the "
+            f"file with read_recording(..., target_fs={FS}) so it is resampled"
+        )
+    missing = [e for e in features.electrodes if e in rec.missing]
+    if missing:
+        found = [e for e in ELECTRODES if e not in rec.missing]
+        raise MissingChannelsError(rec.source, missing, found)
+
+
+def detect_messages(
+    rec: Recording,
+    engine: Engine,
+    features: FeaturePipeline,
+    settings: Settings,
+    *,
+    progress: bool = True,
+    chunk_s: float = CHUNK_S,
+) -> list[Message]:
+    """Every message the detector emits over ``rec`` (onset and final events, statuses)."""
+    _check(rec, features)
+    det = Detector(engine, features, settings, _stream_id(rec), clock=None)
+    offset = _unix_offset(rec)
+    step = max(1, int(round(chunk_s * FS)))
+    out: list[Message] = []
+    from tqdm import tqdm
+
+    disable = True if not progress or rec.duration < PROGRESS_MIN_S else None
+    with tqdm(
+        total=round(rec.duration),
+        unit="s",
+        desc=_stream_id(rec),
+        file=sys.stderr,
+        disable=disable,
+        leave=False,
+    ) as bar:
+        for a in range(0, rec.n_samples, step):
+            out += det.process(rec.data[a : a + step], rec.timestamps[a : a + step], offset)
+            bar.update(round(min(step, rec.n_samples - a) / FS))
+        out += det.flush()
+    st = det.stats
+    log.info(
+        "%s: %d windows, %d classified, %d with NaN, %d signal-fault windows, %d events",
+        det.stream_id,
+        st["windows"],
+        st["classified"],
+        st["nan_windows"],
+        st["fault_windows"],
+        st["events"],
+    )
+    return out
+
+
+def detect_recording(
+    rec: Recording,
+    engine: Engine,
+    bundle: ModelBundle,
+    settings: Settings,
+    *,
+    progress: bool = True,
+) -> list[ArtifactEvent]:
+    """Final-phase events of ``rec``, flagged where they overlap interpolated or poor samples."""
+    msgs = detect_messages(rec, engine, bundle.features, settings, progress=progress)
+    events = [m for m in msgs if isinstance(m, ArtifactEvent) and m.phase == "final"]
+    return flag_events(events, rec)
+
+
+def flag_events(events: Sequence[ArtifactEvent], rec: Recording) -> list[ArtifactEvent]:
+    """Add ``interpolated`` / ``poor_contact`` flags from the recording's sample annotations."""
+    if not events or (rec.interpolated is None and rec.quality is None):
+        return list(events)
+    on = np.array([e.onset_lsl for e in events])
+    off = np.array([e.offset_lsl for e in events])
+    a = np.searchsorted(rec.timestamps, on, side="left")
+    b = np.searchsorted(rec.timestamps, off, side="right")
+    interp = None
+    if rec.interpolated is not None:
+        c = np.concatenate(([0], np.cumsum(rec.interpolated)))
+        interp = c[b] - c[a] > 0
+    poor = None
+    if rec.quality is not None:
+        idx = [ELECTRODES.index(e) for e in MODEL_ELECTRODES]
+        q = rec.quality[:, idx]
+        with np.errstate(invalid="ignore"):
+            bad = (q <= POOR_CONTACT).any(axis=1)
+        c = np.concatenate(([0], np.cumsum(bad)))
+        poor = c[b] - c[a] > 0
+    out: list[ArtifactEvent] = []
+    for i, e in enumerate(events):
+        flags = list(e.flags)
+        if interp is not None and interp[i]:
+            flags.append("interpolated")
+        if poor is not None and poor[i]:
+            flags.append("poor_contact")
+        out.append(e.model_copy(update={"flags": flags}) if flags != e.flags else e)
+    return out
+
+
+# -- writers ----------------------------------------------------------------------------------
+
+
+def write_jsonl(events: Iterable[ArtifactEvent], fh: IO[str]) -> None:
+    """One event object per line (the schema of :class:`~eegstream.events.ArtifactEvent`)."""
+    for e in events:
+        fh.write(e.model_dump_json())
+        fh.write("\n")
+
+
+def write_bids(events: Iterable[ArtifactEvent], rec: Recording, fh: IO[str]) -> None:
+    """A BIDS ``events.tsv``: onset from the first sample, duration, trial_type and extras."""
+    t0 = float(rec.timestamps[0]) if rec.n_samples else 0.0
+    fh.write("\t".join(BIDS_COLUMNS) + "\n")
+    for e in events:
+        sample = int(np.searchsorted(rec.timestamps, e.onset_lsl - 0.5 / FS))
+        row = (
+            f"{e.onset_lsl - t0:.4f}",
+            f"{e.duration:.4f}",
+            e.label,
+            f"{e.confidence:.3f}",
+            str(sample),
+            f"{e.onset_lsl:.6f}",
+            ",".join(e.flags) or "n/a",
+            e.id,
+        )
+        fh.write("\t".join(row) + "\n")
+
+
+def _bids_sidecar() -> dict[str, object]:
+    cols: dict[str, object] = {k: {"Description": v} for k, v in BIDS_COLUMNS.items()}
+    cols["onset"] = {"Description": BIDS_COLUMNS["onset"], "Units": "s"}
+    cols["duration"] = {"Description": BIDS_COLUMNS["duration"], "Units": "s"}
+    cols["trial_type"] = {
+        "Description": BIDS_COLUMNS["trial_type"],
+        "Levels": {"blink": "eye blink", "jaw_clench": "jaw clench (EMG burst)"},
+    }
+    return cols
+
+
+# -- CLI handlers -----------------------------------------------------------------------------
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, ModelBundle, Engine]:
+    from eegstream.bundle import ModelBundle
+    from eegstream.engines import load_engine
+
+    settings = Settings()  # pydantic fills the defaults
+    model = args.model if getattr(args, "model", None) is not None else settings.model_dir
+    bundle = ModelBundle.load(model)
+    engine = load_engine(args.backend, bundle, max_batch=settings.max_batch)
+    log.info("model %s (%s), engine %s", bundle.dir, bundle.sha256[:12], engine.name)
+    return settings, bundle, engine
+
+
+def _read(path: Path) -> Recording:
+    from eegstream.io.emotiv import read_recording
+
+    return read_recording(path)
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """``eegstream detect FILE [--backend] [--model] [--output PATH|-] [--format jsonl|bids]``."""
+    out = str(args.output)
+    if out != "-":
+        parent = Path(out).resolve().parent
+        if not parent.is_dir():
+            raise EegstreamError(
+                f"--output {out}: folder {parent} does not exist; create it first or use - for "
+                "stdout"
+            )
+    settings, bundle, engine = _load(args)
+    try:
+        rec = _read(args.file)
+        events = detect_recording(rec, engine, bundle, settings, progress=True)
+    finally:
+        engine.close()
+
+    def write(fh: IO[str]) -> None:
+        if args.format == "bids":
+            write_bids(events, rec, fh)
+        else:
+            write_jsonl(events, fh)
+
+    if out == "-":
+        write(sys.stdout)
+        sys.stdout.flush()
+    else:
+        with open(out, "w", encoding="utf-8", newline="\n") as fh:
+            write(fh)
+        if args.format == "bids":
+            sidecar = Path(out).with_suffix(".json")
+            sidecar.write_text(json.dumps(_bids_sidecar(), indent=2) + "\n", encoding="utf-8")
+    counts = {lab: sum(1 for e in events if e.label == lab) for lab in ("blink", "jaw_clench")}
+    log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
+    return 0
+
+
+def evaluate_recording(
+    rec: Recording,
+    engine: Engine,
+    features: FeaturePipeline,
+    settings: Settings,
+    *,
+    progress: bool = True,
+) -> EvaluationReport:
+    """Detect over ``rec`` and score the events against its markers."""
+    from eegstream.evaluate import evaluate_messages
+
+    msgs = detect_messages(rec, engine, features, settings, progress=progress)
+    if not [m for m in rec.markers if m.label in ("blink", "jaw_clench")]:
+        log.warning(
+            "%s has no blink/jaw_clench markers: every detection counts as a false alarm",
+            rec.source,
+        )
+    return evaluate_messages(msgs, rec.markers, rec.duration, name=_stream_id(rec))
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """``eegstream evaluate FILE... [--backend] [--model] [--json PATH]``: table on stdout."""
+    from eegstream.evaluate import EvaluationReport
+
+    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
+        raise EegstreamError(
+            f"--json {args.json}: folder {Path(args.json).resolve().parent} does not exist; "
+            "create it first"
+        )
+    settings, bundle, engine = _load(args)
+    reports: list[EvaluationReport] = []
+    try:
+        for path in args.files:
+            rec = _read(path)
+            reports.append(evaluate_recording(rec, engine, bundle.features, settings))
+    finally:
+        engine.close()
+    total = EvaluationReport("all files", 0.0, {})
+    for r in reports:
+        total.merge(r)
+    blocks = [r.table() for r in reports]
+    if len(reports) > 1:
+        blocks.append(total.table())
+    print("\n\n".join(blocks))  # noqa: T201 -- the command's result goes to stdout
+    if args.json is not None:
+        doc = {
+            "model": str(bundle.dir),
+            "model_sha256": bundle.sha256,
+            "backend": engine.name,
+            "settings": {
+                k: getattr(settings, k)
+                for k in ("hop", "threshold", "min_windows", "min_duration", "refractory")
+            },
+            "files": [r.summary() for r in reports],
+            "total": total.summary(),
+        }
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return 0

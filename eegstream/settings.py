@@ -1,0 +1,111 @@
+"""The one settings object and the fixed facts of the Emotiv montage and the model.
+
+Settings come from (highest first) CLI flags, ``EEGSTREAM_*`` environment variables, an optional
+TOML/JSON/YAML config file (``EEGSTREAM_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The 14 Emotiv EPOC electrodes in Emotiv's own order (10-20 system).
+ELECTRODES: tuple[str, ...] = (
+    "AF3", "F7", "F3", "FC5", "T7", "P7", "O1", "O2", "P8", "T8", "FC6", "F4", "F8", "AF4",
+)  # fmt: skip
+#: The 10 electrodes the classifier reads (the frontal/temporal ones where blinks and EMG show).
+MODEL_ELECTRODES: tuple[str, ...] = (
+    "AF3", "F7", "F3", "FC5", "T7", "T8", "FC6", "F4", "F8", "AF4",
+)  # fmt: skip
+#: Indices of MODEL_ELECTRODES inside ELECTRODES (computed, never hand-written).
+MODEL_INDEX: tuple[int, ...] = tuple(ELECTRODES.index(e) for e in MODEL_ELECTRODES)
+#: Output classes of the model, in output order.
+CLASSES: tuple[str, ...] = ("blink", "jaw_clench", "nothing")
+#: The artifact labels (every class but "nothing").
+ARTIFACT_LABELS: tuple[str, ...] = CLASSES[:2]
+#: Default EmotivPRO marker values.
+DEFAULT_MARKER_LABELS: dict[int, str] = {22: "blink", 23: "jaw_clench"}
+
+FS: int = 128  #: model sampling rate (Hz)
+WINDOW: int = 64  #: samples per window (0.5 s)
+PRE: int = 26  #: samples before the onset inside a window (0.2 s at 128 Hz, rounded)
+POST: int = WINDOW - PRE  #: samples from the onset to the window end (0.3 s)
+BASELINE_S: float = 30.0  #: seconds averaged for the per-channel baseline
+BAND: tuple[float, float] = (1.0, 50.0)  #: band-pass edges (Hz)
+FILTER_ORDER: int = 5
+N_BINS: int = WINDOW // 2 + 1  #: Welch bins (33)
+
+Backend = Literal["auto", "tensorrt", "onnxruntime", "keras"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+
+
+def default_model_dir() -> Path:
+    """Where the bundled model lives: ``models/default`` in a checkout, else inside the package."""
+    if DEFAULT_MODEL_DIR.is_dir():
+        return DEFAULT_MODEL_DIR
+    return Path(__file__).resolve().parent / "models" / "default"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service, detector and stream, validated once."""
+
+    model_config = SettingsConfigDict(env_prefix="EEGSTREAM_", extra="forbid")
+
+    # model and inference
+    model_dir: Path = Field(default_factory=default_model_dir)
+    backend: Backend = "auto"
+    max_batch: int = Field(64, ge=1, le=4096)
+
+    # stream selection
+    stream_name: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    stream_type: str = "EEG"
+    source_id: str | None = None
+    resolve_timeout: float = Field(10.0, gt=0)
+    discover: bool = False
+
+    # detector
+    hop: int = Field(8, ge=1, le=64, description="samples between windows (8 = 62.5 ms)")
+    threshold: float = Field(0.6, gt=0, lt=1, description="min class probability for a window")
+    min_windows: int = Field(2, ge=1, description="consecutive windows that confirm an event")
+    min_duration: float = Field(0.0, ge=0, description="seconds; shorter events are dropped")
+    refractory: float = Field(
+        0.25, ge=0, description="seconds after an event's end before the next"
+    )
+    max_duration: float = Field(3.0, gt=0, description="seconds; longer runs are split")
+    fault_limit_uv: float = Field(1000.0, gt=0, description="|x - baseline| that is a signal fault")
+    buffer_seconds: float = Field(60.0, ge=30)
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    token: str | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    history_size: int = Field(10_000, ge=1)
+    client_queue: int = Field(1_000, ge=1)
+    send_timeout: float = Field(2.0, gt=0)
+    event_log: Path | None = None
+    marker_outlet: bool = True
+    marker_outlet_name: str = "eegstream-artifacts"
+    # --- added by H7 (service) for the websocket endpoints; lead: keep or move as you see fit ---
+    ws_ping_interval: float = Field(
+        15.0, gt=0, description="seconds between keep-alive pings (protocol ping + {'type':'ping'})"
+    )
+    ws_max_message: int = Field(
+        4096, ge=64, description="bytes; a larger incoming websocket message closes with 1009"
+    )
+    signal_rate: int = Field(
+        32, ge=1, le=128, description="Hz of the dashboard's decimated signal (divides 128)"
+    )
+    # --- end of H7 block ---
+
+    @field_validator("stream_name", "cors_origins", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Accept ``a,b`` from the environment as well as lists."""
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value

@@ -1,0 +1,809 @@
+"""Realistic simulated Emotiv recordings with blink / jaw-clench markers.
+
+Training data and tests need recordings with exact ground truth and a lot of variety, so each
+simulated *subject* draws its own physiology (background spectrum, alpha rhythm, electrode offsets,
+blink and clench habits) and each *event* draws its own amplitude, duration and shape, all from the
+documented ranges in :class:`SimulationRanges`. The signal is the sum of
+
+- a spatially correlated 1/f^beta background with a white amplifier floor,
+- a waxing and waning posterior alpha rhythm,
+- per-electrode DC offsets near 4,200 uV (Emotiv raw data is not high-passed), slow drift,
+- mains interference at 50 or 60 Hz,
+- labelled artifacts: blinks (marker 22) and jaw clenches (marker 23),
+- unlabelled confounders: saccades, electrode pops, brief signal loss, talking/swallowing EMG,
+
+then quantised to the headset's LSB. Everything is vectorised numpy: an hour at 128 Hz takes a few
+seconds. Same arguments, same seed -> bit-identical :class:`~eegstream.io.recording.Recording`.
+
+The bundled demo recording is regenerated with::
+
+    eegstream simulate eegstream/data/demo.csv.gz --duration 180 --seed 2026
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import lfilter
+
+from eegstream.errors import EegstreamError
+from eegstream.io.recording import Marker, Recording
+from eegstream.settings import BASELINE_S, DEFAULT_MARKER_LABELS, ELECTRODES
+
+log = logging.getLogger(__name__)
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+Span = tuple[float, float]
+
+BLINK_MARKER = 22
+CLENCH_MARKER = 23
+#: Sampling rates the simulator generates natively (Emotiv EPOC: 128 Hz, or 256 Hz on EPOC X/Flex).
+SUPPORTED_FS = (128, 256)
+#: Seconds of the demo recording and its seed; ``tests/test_simulate.py`` checks the file matches.
+DEMO_DURATION_S = 180.0
+DEMO_SEED = 2026
+#: EmotivPRO's ``headset type`` code of each headset name.
+_HEADSET_TYPES = {"EPOC X": "EPOCX", "EPOC+": "EPOCPLUS"}
+DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo.csv.gz"
+
+
+@dataclass(frozen=True)
+class SimulationRanges:
+    """Ranges every simulated parameter is drawn from, with the physiology behind them.
+
+    Subject-level ranges are drawn once per subject (``subject_variability`` scales how far the
+    draw strays from the middle of the range); event-level ranges bound each event's draw around
+    its subject's own typical value (log-normal spread ``*_event_sd``). Amplitudes are in uV as
+    seen by an Emotiv EPOC/EPOC X (CMS/DRL reference at P3/P4, saline sensors).
+
+    Sources: typical scalp EEG 10-50 uV with a 1/f^beta spectrum, beta ~1-2 (He 2014, Trends
+    Cogn Sci; Donoghue et al. 2020, Nat Neurosci); posterior alpha 8-12 Hz with individual alpha
+    frequency ~8.5-11.5 Hz (Klimesch 1999); blinks 200-400 ms, 50-250 uV at Fp/AF falling off
+    with distance from the eyes (Iwasaki et al. 2005, Clin Neurophysiol; Croft & Barry 2000);
+    spontaneous blink rate 10-20/min (Doughty 2001); jaw-clench (masseter/temporalis) EMG is
+    broadband 20-150 Hz, strongest at temporal sites T7/T8 (Goncharova et al. 2003, Clin
+    Neurophysiol); horizontal EOG from saccades appears as opposite-polarity steps at F7/F8;
+    Emotiv EPOC raw data carry a ~4,200 uV DC offset and a 14-bit resolution of 0.51 uV per LSB
+    (EMOTIV EPOC+/EPOC X specifications).
+    """
+
+    # --- background (subject level) ---
+    background_rms_uv: Span = (5.0, 12.0)  #: broadband 1/f background rms per channel
+    background_exponent: Span = (1.0, 2.0)  #: beta in power ~ 1/f^beta
+    spatial_length: Span = (0.35, 0.7)  #: correlation length (unit-sphere chord) of neighbours
+    channel_gain: Span = (0.8, 1.25)  #: per-electrode contact/impedance gain on the background
+    noise_floor_uv: Span = (0.3, 1.0)  #: white amplifier noise rms
+    alpha_freq_hz: Span = (8.5, 11.5)  #: individual alpha frequency
+    alpha_bandwidth_hz: Span = (0.8, 2.0)  #: alpha peak full width at half maximum
+    alpha_rms_uv: Span = (3.0, 15.0)  #: alpha rms at O1/O2
+    alpha_modulation: Span = (0.2, 0.7)  #: log-amplitude depth of alpha waxing and waning
+    dc_offset_uv: Span = (4100.0, 4300.0)  #: per-electrode DC offset (Emotiv raw)
+    drift_rms_uv: Span = (3.0, 25.0)  #: slow drift (electrode polarisation, sweat) rms
+    drift_tau_s: Span = (10.0, 60.0)  #: drift time constant (corner 0.003-0.016 Hz)
+    mains_hz: tuple[float, ...] = (50.0, 60.0)  #: mains frequency, one per subject
+    mains_uv: Span = (0.2, 3.0)  #: residual mains amplitude after Emotiv's notch filters
+
+    # --- blinks ---
+    blink_rate_per_min: float = 12.0  #: default rate (dense on purpose: training data)
+    blink_duration_s: Span = (0.2, 0.45)  #: whole deflection
+    blink_duration_event_sd: float = 0.12
+    blink_rise_fraction: Span = (0.3, 0.5)  #: rise time / duration (lid closes faster)
+    blink_amplitude_uv: Span = (50.0, 250.0)  #: peak at AF3/AF4
+    blink_amplitude_event_sd: float = 0.25
+    blink_asymmetry: Span = (-0.15, 0.15)  #: left/right gain imbalance (+ = left larger)
+    double_blink_probability: Span = (0.02, 0.12)
+    double_blink_gap_s: Span = (0.05, 0.2)  #: end of the first to start of the second
+    double_blink_second_ratio: Span = (0.6, 1.0)  #: second amplitude / first
+
+    # --- jaw clenches ---
+    clench_rate_per_min: float = 6.0  #: default rate
+    clench_duration_s: Span = (0.3, 2.0)
+    clench_duration_event_sd: float = 0.35
+    clench_rms_uv: Span = (20.0, 150.0)  #: EMG rms at T7/T8 on the plateau
+    clench_rms_event_sd: float = 0.3
+    clench_ramp_s: Span = (0.05, 0.2)  #: onset and release ramps
+    emg_low_hz: Span = (15.0, 25.0)  #: lower edge of the EMG band
+    emg_high_hz: Span = (45.0, 60.0)  #: upper edge (kept under the 64 Hz Nyquist of 128 Hz)
+    clench_asymmetry: Span = (-0.25, 0.25)  #: left/right chewing-side imbalance
+
+    # --- schedule ---
+    min_gap_s: float = 0.8  #: from the end of one artifact to the next onset
+    end_margin_s: float = 0.5  #: artifacts end this long before the recording does
+
+    # --- unlabelled confounders (rarer than the artifacts) ---
+    saccade_rate_per_min: float = 3.0  #: go-and-return horizontal eye movements
+    saccade_uv: Span = (15.0, 80.0)  #: step at F7/F8 (opposite polarity)
+    saccade_duration_s: Span = (0.03, 0.08)  #: each eye movement
+    fixation_s: Span = (0.3, 1.5)  #: time looking aside before returning
+    pop_rate_per_min: float = 0.4  #: electrode pops (one channel)
+    pop_uv: Span = (50.0, 400.0)
+    pop_tau_s: Span = (0.1, 0.6)  #: exponential recovery
+    dropout_rate_per_min: float = 0.3  #: lost packets EmotivPRO interpolates
+    dropout_samples: Span = (2.0, 12.0)
+    talk_rate_per_min: float = 1.0  #: talking / swallowing EMG, weaker and shorter than clenches
+    talk_rms_uv: Span = (4.0, 15.0)
+    talk_duration_s: Span = (0.1, 0.3)
+    confounder_margin_s: float = 0.25  #: confounders keep this far from labelled artifacts
+
+    # --- acquisition ---
+    quantum_uv: float = 0.51  #: LSB of the EPOC+/EPOC X in 14-bit mode
+    headsets: tuple[str, ...] = ("EPOC X", "EPOC+")
+
+
+RANGES = SimulationRanges()
+
+
+def _gains(table: dict[str, float]) -> F64:
+    """Electrode -> gain table as an array in ELECTRODES order (0 where not listed)."""
+    return np.array([table.get(e, 0.0) for e in ELECTRODES], dtype=np.float64)
+
+
+#: Blink field (vertical EOG): strongest near the eyes, AF3/AF4 > F7/F8 > F3/F4 > FC5/FC6 > T7/T8.
+BLINK_GAIN = _gains(
+    {"AF3": 1.0, "AF4": 1.0, "F7": 0.62, "F8": 0.62, "F3": 0.45, "F4": 0.45, "FC5": 0.22,
+     "FC6": 0.22, "T7": 0.07, "T8": 0.07, "P7": 0.015, "P8": 0.015, "O1": 0.008, "O2": 0.008}
+)  # fmt: skip
+#: Jaw-clench EMG: temporalis/masseter under T7/T8, then FC5/FC6 and F7/F8.
+CLENCH_GAIN = _gains(
+    {"T7": 1.0, "T8": 1.0, "FC5": 0.6, "FC6": 0.6, "F7": 0.5, "F8": 0.5, "P7": 0.3, "P8": 0.3,
+     "F3": 0.2, "F4": 0.2, "AF3": 0.18, "AF4": 0.18, "O1": 0.1, "O2": 0.1}
+)  # fmt: skip
+#: Talking / swallowing EMG: facial and throat muscles, spatially flatter than a clench.
+TALK_GAIN = _gains(
+    {"T7": 1.0, "T8": 1.0, "F7": 0.8, "F8": 0.8, "FC5": 0.7, "FC6": 0.7, "AF3": 0.5, "AF4": 0.5,
+     "F3": 0.4, "F4": 0.4, "P7": 0.3, "P8": 0.3, "O1": 0.2, "O2": 0.2}
+)  # fmt: skip
+#: Posterior alpha: occipital and parietal, little at the front.
+ALPHA_GAIN = _gains(
+    {"O1": 1.0, "O2": 1.0, "P7": 0.75, "P8": 0.75, "T7": 0.3, "T8": 0.3, "FC5": 0.2, "FC6": 0.2,
+     "F3": 0.15, "F4": 0.15, "F7": 0.15, "F8": 0.15, "AF3": 0.1, "AF4": 0.1}
+)  # fmt: skip
+#: Horizontal EOG of a leftward saccade: positive on the left (cornea), negative on the right.
+SACCADE_GAIN = _gains(
+    {"F7": 1.0, "F8": -1.0, "AF3": 0.35, "AF4": -0.35, "FC5": 0.25, "FC6": -0.25, "F3": 0.2,
+     "F4": -0.2, "T7": 0.15, "T8": -0.15}
+)  # fmt: skip
+
+#: Approximate electrode positions (inclination from the vertex, azimuth from the nose, degrees;
+#: positive azimuth = left). Right hemisphere mirrors the left.
+_POSITIONS_LEFT = {
+    "AF3": (74.0, 25.0), "F7": (90.0, 54.0), "F3": (60.0, 40.0), "FC5": (72.0, 69.0),
+    "T7": (90.0, 90.0), "P7": (90.0, 126.0), "O1": (90.0, 162.0),
+}  # fmt: skip
+_MIRROR = {"AF4": "AF3", "F8": "F7", "F4": "F3", "FC6": "FC5", "T8": "T7", "P8": "P7", "O2": "O1"}
+_LEFT = np.array([e in _POSITIONS_LEFT for e in ELECTRODES])
+
+
+def _positions() -> F64:
+    """Unit-sphere xyz of the 14 electrodes in ELECTRODES order."""
+    rows = []
+    for e in ELECTRODES:
+        inc, az = _POSITIONS_LEFT[_MIRROR.get(e, e)]
+        az = az if e in _POSITIONS_LEFT else -az
+        t, p = math.radians(inc), math.radians(az)
+        rows.append((math.sin(t) * math.sin(p), math.sin(t) * math.cos(p), math.cos(t)))
+    return np.array(rows, dtype=np.float64)
+
+
+_XYZ = _positions()
+_DIST = np.linalg.norm(_XYZ[:, None, :] - _XYZ[None, :, :], axis=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class Subject:
+    """One simulated subject: every subject-level parameter, drawn from :class:`SimulationRanges`.
+
+    Compared by identity (it holds arrays); compare fields with ``np.array_equal``.
+    """
+
+    subject_id: str
+    headset: str
+    background_rms_uv: float
+    background_exponent: float
+    spatial_length: float
+    channel_gain: F64
+    noise_floor_uv: float
+    alpha_freq_hz: float
+    alpha_bandwidth_hz: float
+    alpha_rms_uv: float
+    alpha_modulation: float
+    dc_offset_uv: F64
+    drift_rms_uv: float
+    drift_tau_s: float
+    mains_hz: float
+    mains_uv: F64
+    blink_duration_s: float
+    blink_amplitude_uv: float
+    blink_gain: F64
+    double_blink_probability: float
+    clench_duration_s: float
+    clench_rms_uv: float
+    clench_gain: F64
+    emg_band_hz: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground truth of a simulation: the subject and every event, labelled or not.
+
+    ``confounders`` maps a kind (``saccade``, ``pop``, ``dropout``, ``talk``) to an ``(k, 2)`` array
+    of ``[start_sample, n_samples]``; they carry no marker.
+    """
+
+    subject: Subject
+    markers: list[Marker]
+    confounders: dict[str, I64] = field(default_factory=dict)
+
+
+# --- drawing helpers ---------------------------------------------------------------------------
+
+
+def _draw(rng: np.random.Generator, span: Span, variability: float, size: int | None = None) -> Any:
+    """A subject-level draw: uniform over ``span`` at variability 1, its middle at 0."""
+    frac = np.clip(0.5 + variability * (rng.random(size) - 0.5), 0.0, 1.0)
+    return span[0] + frac * (span[1] - span[0])
+
+
+def _draw_log(rng: np.random.Generator, span: Span, variability: float) -> float:
+    """A subject's typical value of a log-normally varying event parameter (inner 10-90 % of span)."""
+    frac = np.clip(0.5 + variability * (rng.random() - 0.5), 0.0, 1.0) * 0.8 + 0.1
+    return float(span[0] * (span[1] / span[0]) ** frac)
+
+
+def _events(rng: np.random.Generator, typical: float, sd: float, span: Span, n: int) -> F64:
+    """Per-event values scattered log-normally around the subject's typical one, kept in span."""
+    return np.clip(typical * np.exp(sd * rng.standard_normal(n)), span[0], span[1])
+
+
+def _ragged(starts: I64, lengths: I64) -> tuple[I64, I64, I64]:
+    """Flat sample indices of many segments at once: (index, segment id, offset in segment)."""
+    seg = np.repeat(np.arange(len(starts), dtype=np.int64), lengths)
+    first = np.cumsum(lengths) - lengths
+    offset = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(first, lengths)
+    return starts[seg] + offset, seg, offset
+
+
+def _ramp(offset: I64, length: I64, rise: I64, fall: I64) -> F64:
+    """Raised-cosine envelope: 0 -> 1 over ``rise``, plateau, 1 -> 0 over the last ``fall`` samples."""
+    o = offset.astype(np.float64)
+    up = 0.5 - 0.5 * np.cos(np.pi * np.minimum(o / np.maximum(rise, 1), 1.0))
+    down = 0.5 - 0.5 * np.cos(np.pi * np.minimum((length - o) / np.maximum(fall, 1), 1.0))
+    return np.asarray(np.minimum(up, down), dtype=np.float64)
+
+
+def _shaped_noise(rng: np.random.Generator, n: int, k: int, gain: F64) -> F64:
+    """``k`` columns of Gaussian noise with amplitude spectrum ``gain(f)``, unit rms each."""
+    spec = np.fft.rfft(rng.standard_normal((n, k)), axis=0)
+    spec *= gain[:, None]
+    out = np.fft.irfft(spec, n=n, axis=0)
+    out /= np.maximum(np.sqrt(np.mean(out**2, axis=0)), 1e-12)
+    return out
+
+
+def draw_subject(
+    seed: int, subject_variability: float = 1.0, ranges: SimulationRanges = RANGES
+) -> Subject:
+    """Draw one subject's physiology; depends only on ``seed`` and ``subject_variability``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
+    v = subject_variability
+    asym_b = float(_draw(rng, ranges.blink_asymmetry, v))
+    asym_c = float(_draw(rng, ranges.clench_asymmetry, v))
+    side = np.where(_LEFT, 1.0, -1.0)
+    # per-electrode field jitter (head shape, sensor placement), small enough to keep the order
+    b_jitter = _draw(rng, (0.9, 1.1), v, len(ELECTRODES))
+    c_jitter = _draw(rng, (0.9, 1.1), v, len(ELECTRODES))
+    return Subject(
+        subject_id=f"SIM{seed:05d}",
+        headset=ranges.headsets[int(rng.integers(len(ranges.headsets)))],
+        background_rms_uv=float(_draw(rng, ranges.background_rms_uv, v)),
+        background_exponent=float(_draw(rng, ranges.background_exponent, v)),
+        spatial_length=float(_draw(rng, ranges.spatial_length, v)),
+        channel_gain=_draw(rng, ranges.channel_gain, v, len(ELECTRODES)),
+        noise_floor_uv=float(_draw(rng, ranges.noise_floor_uv, v)),
+        alpha_freq_hz=float(_draw(rng, ranges.alpha_freq_hz, v)),
+        alpha_bandwidth_hz=float(_draw(rng, ranges.alpha_bandwidth_hz, v)),
+        alpha_rms_uv=float(_draw(rng, ranges.alpha_rms_uv, v)),
+        alpha_modulation=float(_draw(rng, ranges.alpha_modulation, v)),
+        dc_offset_uv=_draw(rng, ranges.dc_offset_uv, v, len(ELECTRODES)),
+        drift_rms_uv=float(_draw(rng, ranges.drift_rms_uv, v)),
+        drift_tau_s=float(_draw(rng, ranges.drift_tau_s, v)),
+        mains_hz=ranges.mains_hz[int(rng.integers(len(ranges.mains_hz)))],
+        mains_uv=_draw(rng, ranges.mains_uv, v, len(ELECTRODES)),
+        blink_duration_s=_draw_log(rng, ranges.blink_duration_s, v),
+        blink_amplitude_uv=_draw_log(rng, ranges.blink_amplitude_uv, v),
+        blink_gain=BLINK_GAIN * b_jitter * (1.0 + asym_b * side),
+        double_blink_probability=float(_draw(rng, ranges.double_blink_probability, v)),
+        clench_duration_s=_draw_log(rng, ranges.clench_duration_s, v),
+        clench_rms_uv=_draw_log(rng, ranges.clench_rms_uv, v),
+        clench_gain=CLENCH_GAIN * c_jitter * (1.0 + asym_c * side),
+        emg_band_hz=(
+            float(_draw(rng, ranges.emg_low_hz, v)),
+            float(_draw(rng, ranges.emg_high_hz, v)),
+        ),
+    )
+
+
+# --- the simulation ----------------------------------------------------------------------------
+
+
+def _check_args(
+    duration: float, seed: int, fs: int, rates: tuple[float, float], variability: float
+) -> None:
+    """Reject arguments that cannot make a recording, naming the CLI flag to fix."""
+    if not math.isfinite(duration) or duration < 1:
+        raise EegstreamError(
+            f"--duration must be at least 1 second; got {duration}; "
+            f"use e.g. --duration 300 (artifacts start after the {BASELINE_S:g} s baseline)"
+        )
+    if seed < 0:
+        raise EegstreamError(f"--seed must be 0 or a positive integer; got {seed}")
+    if fs not in SUPPORTED_FS:
+        raise EegstreamError(
+            f"--fs must be one of {', '.join(map(str, SUPPORTED_FS))} Hz (Emotiv rates); got {fs}"
+        )
+    for flag, rate in zip(("--blink-rate", "--clench-rate"), rates, strict=True):
+        if not math.isfinite(rate) or rate < 0:
+            raise EegstreamError(f"{flag} must be >= 0 events per minute; got {rate}")
+    if not math.isfinite(variability) or not 0 <= variability <= 2:
+        raise EegstreamError(
+            f"--subject-variability must be between 0 (average subject) and 2; got {variability}"
+        )
+
+
+def _schedule(
+    rng: np.random.Generator,
+    subject: Subject,
+    ranges: SimulationRanges,
+    duration: float,
+    fs: float,
+    blink_rate: float,
+    clench_rate: float,
+) -> tuple[I64, F64, npt.NDArray[np.bool_], dict[str, F64]]:
+    """Place non-overlapping artifacts after the baseline, as a Poisson process with dead time.
+
+    Returns onset samples, durations (s, the whole event), whether each is a blink, and per-event
+    shape parameters.
+    """
+    rate = (blink_rate + clench_rate) / 60.0
+    usable = duration - BASELINE_S - ranges.end_margin_s
+    # draw more candidates than can fit (at least 200, so the rate check below does not depend
+    # on the duration), then keep those that end in time
+    n = int(max(usable, 0.0) * rate * 1.5) + 200 if rate > 0 else 0
+    blink = rng.random(n) < (blink_rate / 60.0 / rate if rate > 0 else 0.0)
+    b_dur = _events(
+        rng, subject.blink_duration_s, ranges.blink_duration_event_sd, ranges.blink_duration_s, n
+    )
+    is_double = rng.random(n) < subject.double_blink_probability
+    gap2 = _draw(rng, ranges.double_blink_gap_s, 1.0, n)
+    b_dur2 = _events(
+        rng, subject.blink_duration_s, ranges.blink_duration_event_sd, ranges.blink_duration_s, n
+    )
+    c_dur = _events(
+        rng,
+        subject.clench_duration_s,
+        ranges.clench_duration_event_sd,
+        ranges.clench_duration_s,
+        n,
+    )
+    total = np.where(blink, b_dur + np.where(is_double, gap2 + b_dur2, 0.0), c_dur)
+    occupied = total + ranges.min_gap_s
+    wait_mean = 1.0 / rate - float(occupied.mean()) if rate > 0 else 1.0
+    if wait_mean < 0.2:
+        most = 60.0 / (float(occupied.mean()) + 0.2)
+        raise EegstreamError(
+            f"--blink-rate {blink_rate:g} + --clench-rate {clench_rate:g} per minute do not fit: "
+            f"each artifact takes ~{occupied.mean():.2f} s including the {ranges.min_gap_s:g} s "
+            f"gap, so at most ~{most:.0f} per minute fit; lower the rates"
+        )
+    wait = rng.exponential(wait_mean, n)
+    onset = BASELINE_S + np.cumsum(wait + np.concatenate(([0.0], occupied[:-1])))
+    keep = onset + total <= duration - ranges.end_margin_s
+    params = {
+        "b_dur": b_dur,
+        "b_dur2": b_dur2,
+        "gap2": gap2,
+        "double": is_double.astype(np.float64),
+        "rise": _draw(rng, ranges.blink_rise_fraction, 1.0, n),
+        "rise2": _draw(rng, ranges.blink_rise_fraction, 1.0, n),
+        "b_amp": _events(
+            rng,
+            subject.blink_amplitude_uv,
+            ranges.blink_amplitude_event_sd,
+            ranges.blink_amplitude_uv,
+            n,
+        ),
+        "ratio2": _draw(rng, ranges.double_blink_second_ratio, 1.0, n),
+        "c_rms": _events(
+            rng, subject.clench_rms_uv, ranges.clench_rms_event_sd, ranges.clench_rms_uv, n
+        ),
+        "c_rise": _draw(rng, ranges.clench_ramp_s, 1.0, n),
+        "c_fall": _draw(rng, ranges.clench_ramp_s, 1.0, n),
+    }
+    params = {k: p[keep] for k, p in params.items()}
+    onset_samples = np.round(onset[keep] * fs).astype(np.int64)
+    return onset_samples, total[keep], blink[keep], params
+
+
+_PLACEMENT_TRIES = 12
+
+
+def _free_starts(
+    rng: np.random.Generator, busy: npt.NDArray[np.bool_], lengths: I64, fs: float
+) -> I64:
+    """Place unlabelled confounders at random where ``busy`` is False for their whole length.
+
+    Returns, sorted by start, the indices of the candidates that fit, and their start samples;
+    accepted confounders mark themselves busy so they never overlap each other.
+    """
+    n_total = busy.shape[0]
+    first = int(BASELINE_S * fs)
+    k = len(lengths)
+    if k == 0 or n_total - first <= 0:
+        return np.zeros((0, 2), np.int64)
+    # a few tries per confounder, the first that lands in a free stretch wins
+    tries = rng.integers(first, n_total, (k, _PLACEMENT_TRIES))
+    ends = tries + lengths[:, None]
+    busy_cum = np.concatenate(([0], np.cumsum(busy)))
+    fits = (ends <= n_total) & (busy_cum[np.minimum(ends, n_total)] - busy_cum[tries] == 0)
+    ok = fits.any(axis=1)
+    starts = tries[np.arange(k), np.argmax(fits, axis=1)]
+    ends = starts + lengths
+    cand = np.flatnonzero(ok)
+    cand = cand[np.argsort(starts[cand], kind="stable")]
+    # candidates overlapping an earlier one are dropped
+    s, e = starts[cand], ends[cand]
+    clash = np.zeros(len(cand), bool)
+    clash[1:] = s[1:] < np.maximum.accumulate(e)[:-1]
+    cand = cand[~clash]
+    idx, _, _ = _ragged(starts[cand], lengths[cand])
+    busy[idx] = True
+    return np.stack([cand, starts[cand]], axis=1).astype(np.int64)
+
+
+def _blink_source(onsets: I64, p: dict[str, F64], n: int, fs: float) -> F64:
+    """Blink deflections (peak at AF3/AF4 scale), asymmetric raised cosines, doubles included."""
+    src = np.zeros(n)
+    first = (onsets, p["b_dur"], p["rise"], p["b_amp"])
+    dbl = p["double"] > 0
+    second = (
+        onsets[dbl] + np.round((p["b_dur"][dbl] + p["gap2"][dbl]) * fs).astype(np.int64),
+        p["b_dur2"][dbl],
+        p["rise2"][dbl],
+        p["b_amp"][dbl] * p["ratio2"][dbl],
+    )
+    for start, dur, rise_frac, amp in (first, second):
+        length = np.maximum(np.round(dur * fs), 2).astype(np.int64)
+        rise = np.maximum(np.round(length * rise_frac), 1)
+        fall = np.maximum(length - rise, 1)
+        idx, seg, off = _ragged(start, length)
+        o, r = off.astype(np.float64), rise[seg]
+        shape = np.where(
+            o < r,
+            0.5 - 0.5 * np.cos(np.pi * o / r),
+            0.5 + 0.5 * np.cos(np.pi * (o - r) / fall[seg]),
+        )
+        src[idx] += amp[seg] * shape
+    return src
+
+
+def _add_confounders(
+    rng: np.random.Generator,
+    x: F64,
+    emg_gain: F64,
+    busy: npt.NDArray[np.bool_],
+    ranges: SimulationRanges,
+    duration: float,
+    fs: float,
+) -> dict[str, I64]:
+    """Add saccades, electrode pops and talking EMG (gain) in place; return their spans."""
+    n, n_ch = x.shape
+    minutes = max(duration - BASELINE_S, 0.0) / 60.0
+    spans: dict[str, I64] = {}
+
+    # saccades: look aside (smooth step), hold, look back; polarity by direction
+    k = int(rng.poisson(ranges.saccade_rate_per_min * minutes))
+    move = np.round(_draw(rng, ranges.saccade_duration_s, 1.0, k) * fs).astype(np.int64)
+    length = move * 2 + np.round(_draw(rng, ranges.fixation_s, 1.0, k) * fs).astype(np.int64)
+    amp = _draw(rng, ranges.saccade_uv, 1.0, k) * rng.choice((-1.0, 1.0), k)
+    cand, start = _free_starts(rng, busy, length, fs).T
+    idx, seg, off = _ragged(start, length[cand])
+    eog = np.zeros(n)
+    eog[idx] = amp[cand][seg] * _ramp(off, length[cand][seg], move[cand][seg], move[cand][seg])
+    x += eog[:, None] * SACCADE_GAIN
+    spans["saccade"] = np.stack([start, length[cand]], axis=1)
+
+    # talking / swallowing: short, weak EMG bursts
+    k = int(rng.poisson(ranges.talk_rate_per_min * minutes))
+    length = np.round(_draw(rng, ranges.talk_duration_s, 1.0, k) * fs).astype(np.int64)
+    rms = _draw(rng, ranges.talk_rms_uv, 1.0, k)
+    cand, start = _free_starts(rng, busy, length, fs).T
+    idx, seg, off = _ragged(start, length[cand])
+    ramp = np.maximum(length[cand] // 4, 1)[seg]
+    env = np.zeros(n)
+    env[idx] = rms[cand][seg] * _ramp(off, length[cand][seg], ramp, ramp)
+    emg_gain += env[:, None] * TALK_GAIN
+    spans["talk"] = np.stack([start, length[cand]], axis=1)
+
+    # electrode pops: one channel jumps and recovers exponentially
+    k = int(rng.poisson(ranges.pop_rate_per_min * minutes))
+    tau = _draw(rng, ranges.pop_tau_s, 1.0, k) * fs
+    length = np.round(5 * tau).astype(np.int64)
+    amp = _draw(rng, ranges.pop_uv, 1.0, k) * rng.choice((-1.0, 1.0), k)
+    chan = rng.integers(0, n_ch, k)
+    cand, start = _free_starts(rng, busy, length, fs).T
+    idx, seg, off = _ragged(start, length[cand])
+    x[idx, chan[cand][seg]] += amp[cand][seg] * np.exp(-off / tau[cand][seg])
+    spans["pop"] = np.stack([start, length[cand]], axis=1)
+    return spans
+
+
+def _add_dropouts(
+    rng: np.random.Generator,
+    x: F64,
+    busy: npt.NDArray[np.bool_],
+    ranges: SimulationRanges,
+    duration: float,
+    fs: float,
+) -> tuple[npt.NDArray[np.bool_], I64]:
+    """Brief signal loss: lost samples replaced by linear interpolation, as EmotivPRO does.
+
+    Interpolation commutes with adding the DC offsets, so this runs on the final signal.
+    """
+    k = int(rng.poisson(ranges.dropout_rate_per_min * max(duration - BASELINE_S, 0.0) / 60.0))
+    lost = np.round(_draw(rng, ranges.dropout_samples, 1.0, k)).astype(np.int64)
+    cand, start = _free_starts(rng, busy, lost + 2, fs).T  # a real sample on either side
+    start, length = start + 1, lost[cand]
+    idx, seg, off = _ragged(start, length)
+    frac = ((off + 1) / (length[seg] + 1))[:, None]
+    x[idx] = (1 - frac) * x[start[seg] - 1] + frac * x[start[seg] + length[seg]]
+    interpolated = np.zeros(x.shape[0], dtype=bool)
+    interpolated[idx] = True
+    return interpolated, np.stack([start, length], axis=1)
+
+
+def simulate_with_truth(
+    duration: float,
+    seed: int,
+    *,
+    fs: int = 128,
+    blink_rate: float | None = None,
+    clench_rate: float | None = None,
+    subject_variability: float = 1.0,
+    confounders: bool = True,
+    ranges: SimulationRanges = RANGES,
+) -> tuple[Recording, Truth]:
+    """Simulate a recording and return it with its ground truth (subject, unlabelled events).
+
+    See :func:`simulate_recording` for the arguments.
+    """
+    b_rate = ranges.blink_rate_per_min if blink_rate is None else float(blink_rate)
+    c_rate = ranges.clench_rate_per_min if clench_rate is None else float(clench_rate)
+    _check_args(duration, seed, fs, (b_rate, c_rate), subject_variability)
+    subject = draw_subject(seed, subject_variability, ranges)
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(8)]
+    n = int(round(duration * fs))
+    n_ch = len(ELECTRODES)
+    t = np.arange(n, dtype=np.float64) / fs
+    freqs = np.fft.rfftfreq(n, 1.0 / fs)
+
+    # spatially correlated 1/f^beta background (mix white noise across neighbours, then shape)
+    corr = np.exp(-_DIST / subject.spatial_length)
+    mix = np.linalg.cholesky(corr)
+    pink = np.maximum(freqs, 0.5) ** (-subject.background_exponent / 2)
+    pink[0] = 0.0
+    x = _shaped_noise(rngs[0], n, n_ch, pink) @ mix.T
+    x *= subject.background_rms_uv * subject.channel_gain
+    x += subject.noise_floor_uv * rngs[0].standard_normal((n, n_ch))
+
+    # posterior alpha: common + per-hemisphere narrow-band sources, slowly waxing and waning
+    sigma = subject.alpha_bandwidth_hz / 2.355
+    peak = np.exp(-0.5 * ((freqs - subject.alpha_freq_hz) / sigma) ** 2)
+    src = _shaped_noise(rngs[1], n, 3, peak)
+    slow = _shaped_noise(rngs[1], n, 1, (freqs > 0) * np.exp(-0.5 * (freqs / 0.08) ** 2))[:, 0]
+    env = np.exp(subject.alpha_modulation * slow - subject.alpha_modulation**2)
+    side = np.where(_LEFT, src[:, 1:2], src[:, 2:3])
+    alpha = (np.sqrt(0.7) * src[:, :1] + np.sqrt(0.3) * side) * env[:, None]
+    x += alpha * (subject.alpha_rms_uv * ALPHA_GAIN)
+
+    # slow drift: Ornstein-Uhlenbeck per channel (half shared), stationary from the first sample
+    a = math.exp(-1.0 / (subject.drift_tau_s * fs))
+    shocks = rngs[2].standard_normal((n, n_ch)) * 0.7 + rngs[2].standard_normal((n, 1)) * 0.7
+    init = rngs[2].standard_normal(n_ch)
+    drift = lfilter([math.sqrt(1 - a * a)], [1.0, -a], shocks, axis=0, zi=a * init[None, :])[0]
+    x += subject.drift_rms_uv / math.sqrt(0.98) * drift
+
+    # mains interference
+    phase = rngs[2].uniform(0, 2 * np.pi, n_ch)
+    x += subject.mains_uv * np.sin(2 * np.pi * subject.mains_hz * t[:, None] + phase)
+
+    # labelled artifacts
+    onsets, totals, is_blink, p = _schedule(rngs[3], subject, ranges, duration, fs, b_rate, c_rate)
+    x += (
+        _blink_source(onsets[is_blink], {k: v[is_blink] for k, v in p.items()}, n, fs)[:, None]
+        * subject.blink_gain
+    )
+
+    # jaw clenches: band-limited EMG (independent per electrode plus a shared muscle part)
+    lo, hi = subject.emg_band_hz
+    band = 0.5 - 0.5 * np.cos(np.pi * np.clip((freqs - lo + 3) / 6, 0, 1))
+    band *= 0.5 - 0.5 * np.cos(np.pi * np.clip((hi + 3 - freqs) / 6, 0, 1))
+    emg = 0.6 * _shaped_noise(rngs[4], n, n_ch, band)
+    emg += 0.8 * _shaped_noise(rngs[4], n, 1, band)
+    cl = ~is_blink
+    c_len = np.maximum(np.round(totals[cl] * fs), 1).astype(np.int64)
+    idx, seg, off = _ragged(onsets[cl], c_len)
+    rise = np.round(p["c_rise"][cl] * fs).astype(np.int64)
+    fall = np.round(p["c_fall"][cl] * fs).astype(np.int64)
+    c_env = np.zeros(n)
+    c_env[idx] = p["c_rms"][cl][seg] * _ramp(off, c_len[seg], rise[seg], fall[seg])
+    emg_gain = c_env[:, None] * subject.clench_gain
+
+    # unlabelled confounders, kept clear of the labelled artifacts and of the baseline
+    spans: dict[str, I64] = {}
+    busy = np.zeros(n, dtype=bool)
+    margin = int(ranges.confounder_margin_s * fs)
+    idx, _, _ = _ragged(
+        np.maximum(onsets - margin, 0), np.round(totals * fs).astype(np.int64) + 2 * margin
+    )
+    busy[idx[idx < n]] = True
+    if confounders:
+        spans = _add_confounders(rngs[5], x, emg_gain, busy, ranges, duration, fs)
+    x += emg * emg_gain
+    interpolated = np.zeros(n, dtype=bool)
+    if confounders:
+        interpolated, spans["dropout"] = _add_dropouts(rngs[6], x, busy, ranges, duration, fs)
+    x += subject.dc_offset_uv
+
+    # quantise to the headset LSB; k * q_micro / 1e6 is the double nearest the exact decimal,
+    # so any writer printing >= 6 decimals round-trips bit for bit
+    q_micro = round(ranges.quantum_uv * 1e6)
+    data = np.rint(x / ranges.quantum_uv) * q_micro / 1e6
+
+    t0 = 1.7e9 + seed * 1000.0
+    timestamps = t0 + np.arange(n, dtype=np.float64) / fs
+    markers = [
+        Marker(
+            sample=int(s),
+            time=float(timestamps[s]),
+            value=BLINK_MARKER if b else CLENCH_MARKER,
+            label=DEFAULT_MARKER_LABELS[BLINK_MARKER if b else CLENCH_MARKER],
+            duration=round(float(d), 4),
+        )
+        for s, d, b in zip(onsets.tolist(), totals.tolist(), is_blink.tolist(), strict=True)
+    ]
+    # keys as eegstream.io.emotiv.read_recording reports them (the writer reads the same ones)
+    metadata: dict[str, Any] = {
+        "title": f"eegstream simulation seed {seed}",
+        "headset": subject.headset,
+        "headset_type": _HEADSET_TYPES.get(subject.headset, subject.headset.upper()),
+        "serial": f"SIM{seed:08X}",
+        "firmware": "simulated",
+        "subject": subject.subject_id,
+        "start_time": t0,
+        "recorded": datetime.fromtimestamp(t0, tz=UTC).isoformat(),
+        "source_fs": float(fs),
+        # one flat string without commas, so a metadata line keeps it intact
+        "simulator": (
+            f"seed={seed};duration={duration:g};blink_rate={b_rate:g};clench_rate={c_rate:g};"
+            f"subject_variability={subject_variability:g};confounders={int(confounders)}"
+        ),
+    }
+    rec = Recording(
+        data=data,
+        timestamps=timestamps,
+        fs=float(fs),
+        markers=markers,
+        interpolated=interpolated,
+        metadata=metadata,
+        source=f"<simulated seed={seed}>",
+    )
+    log.debug(
+        "simulated %s s at %s Hz, seed %s: %s markers, subject %s",
+        duration,
+        fs,
+        seed,
+        len(markers),
+        subject.subject_id,
+    )
+    return rec, Truth(subject=subject, markers=markers, confounders=spans)
+
+
+def simulate_recording(
+    duration: float,
+    seed: int,
+    *,
+    fs: int = 128,
+    blink_rate: float | None = None,
+    clench_rate: float | None = None,
+    subject_variability: float = 1.0,
+    confounders: bool = True,
+) -> Recording:
+    """Simulate an Emotiv EPOC recording with blink (22) and jaw-clench (23) markers.
+
+    Parameters
+    ----------
+    duration
+        Seconds. The first 30 s (the detector's baseline) carry no artifacts or confounders.
+    seed
+        Non-negative; the same seed and arguments give a bit-identical recording, and the subject
+        depends on the seed alone.
+    fs
+        128 or 256 Hz, generated natively (256 Hz exercises the resampler path).
+    blink_rate, clench_rate
+        Events per minute after the baseline; defaults 12 and 6 (``SimulationRanges``), dense on
+        purpose because the recordings are training data.
+    subject_variability
+        0 = the average subject (middle of every range), 1 = uniform over the ranges, up to 2.
+    confounders
+        Add unlabelled saccades, electrode pops, brief signal loss and talking EMG.
+    """
+    rec, _ = simulate_with_truth(
+        duration,
+        seed,
+        fs=fs,
+        blink_rate=blink_rate,
+        clench_rate=clench_rate,
+        subject_variability=subject_variability,
+        confounders=confounders,
+    )
+    return rec
+
+
+def demo_recording_path() -> Path:
+    """The bundled 3-minute demo recording (EmotivPRO CSV, gzip), shipped inside the package."""
+    if not DEMO_FILE.is_file():
+        raise EegstreamError(
+            f"the bundled demo recording {DEMO_FILE} is missing; regenerate it with "
+            f"'eegstream simulate {DEMO_FILE} --duration {DEMO_DURATION_S:g} --seed {DEMO_SEED}'"
+        )
+    return DEMO_FILE
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    """CLI handler of ``eegstream simulate``: simulate and write an EmotivPRO CSV."""
+    from eegstream.io.emotiv import write_recording
+
+    out = Path(args.out)
+    if out.parent and not out.parent.is_dir():
+        raise EegstreamError(
+            f"output folder {out.parent} does not exist; create it or choose another OUT path"
+        )
+    rec = simulate_recording(
+        args.duration,
+        args.seed,
+        fs=args.fs,
+        blink_rate=args.blink_rate,
+        clench_rate=args.clench_rate,
+        subject_variability=args.subject_variability,
+        confounders=not args.no_confounders,
+    )
+    write_recording(rec, out)
+    n_blink = sum(m.value == BLINK_MARKER for m in rec.markers)
+    n_clench = sum(m.value == CLENCH_MARKER for m in rec.markers)
+    print(  # noqa: T201 - the command's result goes to stdout
+        f"wrote {out}: {rec.duration:g} s at {rec.fs:g} Hz, subject {rec.metadata['subject']}, "
+        f"{n_blink} blinks (marker {BLINK_MARKER}), {n_clench} jaw clenches (marker {CLENCH_MARKER})"
+    )
+    return 0
+
+
+__all__ = [
+    "RANGES",
+    "SimulationRanges",
+    "Subject",
+    "Truth",
+    "demo_recording_path",
+    "draw_subject",
+    "run_simulate",
+    "simulate_recording",
+    "simulate_with_truth",
+]

@@ -1,0 +1,465 @@
+"""``eegstream train``: recordings (and/or simulated subjects) -> a validated model bundle.
+
+Steps: load or simulate recordings (one subject each); hold out whole subjects for the final
+report (15 %) and for validation (10 % of the rest); plan labelled windows
+(:mod:`eegstream.dataset`) and split the training subjects' windows at random by 4-s block into
+train / test; augment the training windows; fit the scaler on the training windows only; train
+the CNN (:mod:`eegstream.model`) with early stopping on the validation subjects' loss; export ONNX
+(:mod:`eegstream.export`); score the exported ONNX model -- the one that will run -- on the
+held-out windows and the held-out subjects; write the bundle (:mod:`eegstream.bundle`).
+
+TensorFlow and ONNX load only inside :func:`train_bundle`, with an error naming the extra to
+install when they are absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+import eegstream
+from eegstream.bundle import ModelBundle, finalize_bundle
+from eegstream.dataset import (
+    Augmentation,
+    WindowConfig,
+    class_weights,
+    drop_electrodes,
+    plan_windows,
+    split_groups,
+    split_units,
+    window_psd,
+)
+from eegstream.errors import EegstreamError
+from eegstream.io.recording import Recording
+from eegstream.preprocess import LOG_EPS, Scaler
+from eegstream.settings import (
+    BAND,
+    CLASSES,
+    FILTER_ORDER,
+    FS,
+    MODEL_ELECTRODES,
+    N_BINS,
+    POST,
+    PRE,
+    WINDOW,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "TrainOptions",
+    "confounder_spans",
+    "confusion_report",
+    "evaluate_bundle",
+    "format_report",
+    "run_train",
+    "simulated_seed",
+    "train_bundle",
+]
+
+I64 = npt.NDArray[np.int64]
+#: Fraction of subjects (recordings) held out entirely for the "unseen subjects" report.
+SUBJECT_HOLDOUT = 0.15
+#: Fraction of the other subjects whose windows validate (early stopping): generalising to new
+#: subjects is what matters, and a random split of training subjects' windows is too easy to
+#: stop on (its loss bottomed out after 1-6 epochs, on noise).
+VAL_SUBJECTS = 0.1
+#: Random split of the training subjects' windows by 4-s block: train / validation / test
+#: (validation only when there are too few subjects to hold some out for it).
+RANDOM_SPLIT = (0.8, 0.1, 0.1)
+DROPOUT_P = 0.1  #: fraction of training windows with one electrode's features zeroed
+BATCH_SIZE = 128
+PATIENCE = 5
+EVAL_COPIES = 4  #: jittered windows per event in the held-out-subject set
+#: Extra "nothing" windows per simulated confounder kind (x WindowConfig.confounder_copies).
+#: Talking EMG is the one look-alike a clench detector confuses (11 % of talk windows called
+#: jaw_clench at weight 1, measured on 10 unseen subjects), so it gets three times the windows;
+#: "dropout" spans are interpolated samples, not look-alikes.
+CONFOUNDER_WEIGHT: dict[str, int] = {"talk": 3, "saccade": 1, "pop": 1}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Knobs of one training run (the CLI fills them; tests shrink them)."""
+
+    epochs: int = 60
+    seed: int = 0
+    batch_size: int = BATCH_SIZE
+    patience: int = PATIENCE
+    verbose: int = 2  #: Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
+    fp16: bool = True  #: also write model.fp16.onnx
+
+
+def simulated_seed(seed: int, i: int) -> int:
+    """Simulator seed of subject ``i`` in a run with ``--seed seed`` (recorded in model.json)."""
+    return seed * 100_000 + i
+
+
+def _import_training() -> tuple[Any, Any]:
+    """Keras and TensorFlow, or an error that says how to install them."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads: no C++ banner
+    try:
+        import keras
+        import onnx  # noqa: F401  (export needs it; fail before hours of training, not after)
+        import tensorflow as tf
+    except ImportError as exc:
+        raise EegstreamError(
+            f"training needs TensorFlow, Keras and ONNX, which are not installed ({exc}); "
+            "install them with: pip install 'eegstream[train]'"
+        ) from exc
+    return keras, tf
+
+
+def confusion_report(y_true: I64, y_pred: I64) -> dict[str, Any]:
+    """Confusion matrix (rows true, columns predicted) and per-class precision/recall/F1."""
+    k = len(CLASSES)
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(np.float64)
+    pred = cm.sum(axis=0).astype(np.float64)
+    true = cm.sum(axis=1).astype(np.float64)
+    precision = np.divide(tp, pred, out=np.zeros(k), where=pred > 0)
+    recall = np.divide(tp, true, out=np.zeros(k), where=true > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
+    n = int(cm.sum())
+    return {
+        "n": n,
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "confusion": cm.tolist(),
+        "per_class": {
+            c: {
+                "precision": round(float(precision[i]), 4),
+                "recall": round(float(recall[i]), 4),
+                "f1": round(float(f1[i]), 4),
+                "n": int(true[i]),
+            }
+            for i, c in enumerate(CLASSES)
+        },
+    }
+
+
+def format_report(title: str, rep: dict[str, Any] | None) -> str:
+    """Human-readable confusion matrix and per-class scores."""
+    if rep is None:
+        return f"{title}: n/a (needs at least 2 recordings/subjects)\n"
+    w = max(len(c) for c in CLASSES) + 2
+    lines = [f"{title}: {rep['n']} windows, accuracy {rep['accuracy']:.4f}"]
+    lines.append("  true \\ predicted".ljust(w + 2) + "".join(c.rjust(w) for c in CLASSES))
+    for c, row in zip(CLASSES, rep["confusion"], strict=True):
+        lines.append(f"  {c}".ljust(w + 2) + "".join(str(v).rjust(w) for v in row))
+    lines.append("  class".ljust(w + 2) + "precision".rjust(11) + "recall".rjust(9) + "f1".rjust(9))
+    for c in CLASSES:
+        m = rep["per_class"][c]
+        lines.append(
+            f"  {c}".ljust(w + 2)
+            + f"{m['precision']:11.4f}{m['recall']:9.4f}{m['f1']:9.4f}  (n={m['n']})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _versions(keras: Any, tf: Any) -> dict[str, str]:
+    """Library versions that produced the bundle."""
+    import onnx
+
+    out = {
+        "eegstream": eegstream.__version__,
+        "keras": str(keras.__version__),
+        "tensorflow": str(tf.__version__),
+        "onnx": str(onnx.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+    try:
+        out["scipy"] = importlib.metadata.version("scipy")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return out
+
+
+def train_bundle(
+    recordings: Sequence[Recording],
+    out: Path,
+    *,
+    options: TrainOptions | None = None,
+    confounders: Sequence[I64 | None] | None = None,
+    description: dict[str, Any] | None = None,
+    window_config: WindowConfig | None = None,
+    augmentation: Augmentation | None = None,
+) -> tuple[ModelBundle, dict[str, Any]]:
+    """Train on ``recordings`` (one subject each), write a bundle to ``out``, return it + metrics.
+
+    ``confounders`` (per recording, optional) are unlabelled look-alike spans used for extra
+    "nothing" windows; ``description`` is stored in model.json under ``training.data``.
+    """
+    opts = options or TrainOptions()
+    cfg = window_config or WindowConfig()
+    aug = augmentation or Augmentation()
+    keras, tf = _import_training()
+    from eegstream.export import flops_per_window, keras_to_onnx, save_onnx, to_fp16
+    from eegstream.model import build_model
+
+    t_start = time.perf_counter()
+    rng = np.random.default_rng(np.random.SeedSequence([opts.seed, 3]))
+    conf = list(confounders) if confounders is not None else [None] * len(recordings)
+
+    # subjects: held out for the final report / validation (early stopping) / training
+    held = split_groups(len(recordings), SUBJECT_HOLDOUT, rng).tolist()
+    rest = [i for i in range(len(recordings)) if i not in held]
+    val_subjects = [rest[j] for j in split_groups(len(rest), VAL_SUBJECTS, rng).tolist()]
+    if len(rest) - len(val_subjects) < 2:
+        val_subjects = []  # too few subjects: validate on random blocks of the training ones
+    train_ids = [i for i in rest if i not in val_subjects]
+    train_recs = [recordings[i] for i in train_ids]
+    plan = plan_windows(
+        train_recs, seed=opts.seed, config=cfg, confounders=[conf[i] for i in train_ids]
+    )
+    eval_cfg = WindowConfig(**{**asdict(cfg), "copies": EVAL_COPIES})
+
+    def unseen(ids: list[int], seed: int) -> tuple[npt.NDArray[np.float32], I64]:
+        """Unaugmented PSDs and labels of whole subjects the model never trains on."""
+        recs = [recordings[i] for i in ids]
+        p = plan_windows(recs, seed=seed, config=eval_cfg, confounders=[conf[i] for i in ids])
+        return window_psd(recs, p), p.y
+
+    if val_subjects:
+        m_train, m_test = split_units(plan.unit, RANDOM_SPLIT[::2], rng)
+        psd_val, y_val = unseen(val_subjects, opts.seed + 2)
+    else:
+        m_train, m_val, m_test = split_units(plan.unit, RANDOM_SPLIT, rng)
+        psd_val, y_val = window_psd(train_recs, plan.subset(m_val)), plan.subset(m_val).y
+    p_train, p_test = plan.subset(m_train), plan.subset(m_test)
+    log.info("windows: train %s, random test %s", p_train.counts(), p_test.counts())
+    weights = class_weights(p_train.y)
+
+    psd_train = window_psd(train_recs, p_train, augment=aug, seed=opts.seed)
+    scaler = Scaler.fit(psd_train)
+    x_train = drop_electrodes(scaler.transform(psd_train), rng, DROPOUT_P)
+    x_val = scaler.transform(psd_val)
+    x_test = scaler.transform(window_psd(train_recs, p_test))
+    x_held, y_held = None, None
+    if held:
+        psd_held, y_held = unseen(held, opts.seed + 1)
+        x_held = scaler.transform(psd_held)
+
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(seed=opts.seed)
+    monitor = "val_loss" if len(y_val) else "loss"
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=2, verbose=0),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=opts.patience, restore_best_weights=True
+        ),
+    ]
+    history = model.fit(
+        x_train,
+        p_train.y,
+        validation_data=(x_val, y_val) if len(y_val) else None,
+        epochs=opts.epochs,
+        batch_size=opts.batch_size,
+        class_weight=weights,
+        callbacks=callbacks,
+        shuffle=True,
+        verbose=opts.verbose,
+    )
+    fit_s = time.perf_counter() - t_start
+
+    # the bundle keeps an uncompiled copy: no optimizer state in model.keras
+    final = build_model(seed=opts.seed, compile=False)
+    final.set_weights(model.get_weights())
+    proto = keras_to_onnx(final)
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def predict(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        return np.asarray(session.run(None, {"features": x})[0], dtype=np.float32)
+
+    check = x_val[:1000] if len(x_val) else x_train[:1000]
+    onnx_diff = float(np.max(np.abs(predict(check) - final(check, training=False).numpy())))
+    metrics: dict[str, Any] = {
+        "held_out_windows": confusion_report(p_test.y, predict(x_test).argmax(1))
+        if len(p_test)
+        else None,
+        "held_out_subjects": confusion_report(y_held, predict(x_held).argmax(1))
+        if x_held is not None and y_held is not None
+        else None,
+        "onnx_vs_keras_max_abs_diff": onnx_diff,
+        "epochs_run": len(history.history["loss"]),
+        "best_epoch": int(np.argmin(history.history[monitor])) + 1,
+        "best_" + monitor: float(np.min(history.history[monitor])),
+        "train_seconds": round(fit_s, 1),
+    }
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("model.fp16.onnx", "model.keras"):
+        (out / stale).unlink(missing_ok=True)
+    save_onnx(proto, out / "model.onnx")
+    if opts.fp16:
+        save_onnx(to_fp16(proto), out / "model.fp16.onnx")
+    final.save(out / "model.keras")
+    meta: dict[str, Any] = {
+        "classes": list(CLASSES),
+        "electrodes": list(MODEL_ELECTRODES),
+        "fs": FS,
+        "window": WINDOW,
+        "pre": PRE,
+        "post": POST,
+        "filter": {
+            "type": "butterworth",
+            "band_hz": list(BAND),
+            "order": FILTER_ORDER,
+            "form": "sos",
+            "initial_state": "rest",
+            "demean_per_window": True,
+        },
+        "features": {
+            "psd": "welch",
+            "nperseg": WINDOW,
+            "window": "hann",
+            "scaling": "density",
+            "bins": N_BINS,
+            "transform": "log10(psd + eps), standardised per electrode and bin",
+            "log_eps": LOG_EPS,
+        },
+        "scaler": scaler.to_dict(),
+        "onnx": {"input": "features", "output": "probs", "opset": proto.opset_import[0].version},
+        "flops_per_window": flops_per_window(proto),
+        "training": {
+            "data": description or {},
+            "recordings": [r.source for r in recordings],
+            "held_out_recordings": [recordings[i].source for i in held],
+            "validation_recordings": [recordings[i].source for i in val_subjects],
+            "windows": {
+                "train": p_train.counts(),
+                "validation": {c: int(np.sum(y_val == i)) for i, c in enumerate(CLASSES)},
+                "test": p_test.counts(),
+            },
+            "window_config": {k: v for k, v in asdict(cfg).items() if k != "unknown_extent_s"}
+            | {"unknown_extent_s": dict(cfg.unknown_extent_s)},
+            "augmentation": asdict(aug) | {"electrode_dropout_p": DROPOUT_P},
+            "class_weights": {CLASSES[k]: round(v, 4) for k, v in weights.items()},
+            "options": asdict(opts),
+            "machine": f"{platform.machine()} x{os.cpu_count()}",
+        },
+        "metrics": metrics,
+        "versions": _versions(keras, tf),
+    }
+    bundle = finalize_bundle(out, meta)
+    log.info("wrote bundle %s (%s)", out, bundle.sha256[:12])
+    return bundle, metrics
+
+
+def evaluate_bundle(
+    bundle: ModelBundle,
+    recordings: Sequence[Recording],
+    *,
+    confounders: Sequence[I64 | None] | None = None,
+    seed: int = 0,
+    copies: int = EVAL_COPIES,
+) -> dict[str, Any]:
+    """Window-level report of a bundle's ONNX model on labelled recordings (no augmentation).
+
+    Windows are planned exactly as for training (``copies`` jittered windows per event), so the
+    figure is comparable with the held-out-subject report written at training time.
+    """
+    import onnxruntime as ort
+
+    plan = plan_windows(
+        recordings,
+        seed=seed,
+        config=WindowConfig(copies=copies),
+        confounders=confounders,
+        electrodes=bundle.electrodes,
+    )
+    x = bundle.scaler.transform(window_psd(recordings, plan, electrodes=bundle.electrodes))
+    session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
+    probs = np.asarray(session.run(None, {"features": x})[0])
+    return confusion_report(plan.y, probs.argmax(axis=1))
+
+
+def confounder_spans(truth: Mapping[str, I64]) -> I64 | None:
+    """Simulator ground truth ``{kind: (k, 2) [start, length]}`` -> weighted ``(k, 3)`` spans."""
+    parts = [
+        np.column_stack([spans, np.full(len(spans), CONFOUNDER_WEIGHT[kind])])
+        for kind, spans in truth.items()
+        if kind in CONFOUNDER_WEIGHT and len(spans)
+    ]
+    return np.concatenate(parts).astype(np.int64) if parts else None
+
+
+def _load_inputs(
+    args: argparse.Namespace,
+) -> tuple[list[Recording], list[I64 | None], dict[str, Any]]:
+    """Read the recording files and simulate the requested subjects."""
+    recordings: list[Recording] = []
+    confounders: list[I64 | None] = []
+    files = [Path(p) for p in args.recordings]
+    if files:
+        from eegstream.io.emotiv import read_recording
+
+        for path in files:
+            recordings.append(read_recording(path, target_fs=FS))
+            confounders.append(None)
+    sims: list[int] = []
+    if args.simulate:
+        from eegstream.simulate import simulate_with_truth
+
+        for i in range(args.simulate):
+            seed = simulated_seed(args.seed, i)
+            rec, truth = simulate_with_truth(args.sim_duration, seed)
+            recordings.append(rec)
+            confounders.append(confounder_spans(truth.confounders))
+            sims.append(seed)
+    description: dict[str, Any] = {"files": [str(p) for p in files]}
+    if sims:
+        description["simulated"] = {
+            "subjects": len(sims),
+            "seeds": [sims[0], sims[-1]],
+            "duration_s": args.sim_duration,
+            "generator": "eegstream.simulate.simulate_with_truth(duration, seed)",
+        }
+    return recordings, confounders, description
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """CLI handler: train, write the bundle to ``--out``, print the held-out reports."""
+    if args.epochs < 1:
+        raise EegstreamError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.simulate < 0:
+        raise EegstreamError(f"--simulate must be 0 or a number of subjects; got {args.simulate}")
+    if not args.recordings and not args.simulate:
+        raise EegstreamError(
+            "nothing to train on: pass marker-labelled recording CSVs and/or --simulate N "
+            "(e.g. eegstream train --simulate 40 --out models/mine)"
+        )
+    _import_training()
+    recordings, confounders, description = _load_inputs(args)
+    verbose = 1 if sys.stdout.isatty() else 2
+    bundle, metrics = train_bundle(
+        recordings,
+        Path(args.out),
+        options=TrainOptions(epochs=args.epochs, seed=args.seed, verbose=verbose),
+        confounders=confounders,
+        description=description,
+    )
+    report = format_report("held-out windows (random 4-s blocks)", metrics["held_out_windows"])
+    report += format_report("held-out subjects (never seen)", metrics["held_out_subjects"])
+    report += (
+        f"bundle {bundle.dir} ({bundle.sha256[:12]}), {metrics['epochs_run']} epochs, "
+        f"{metrics['train_seconds']} s\n"
+    )
+    print(report, end="")  # noqa: T201  (CLI handler: the report is the command's output)
+    return 0

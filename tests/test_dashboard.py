@@ -1,0 +1,117 @@
+"""The dashboard in real headless Chromium, during a real replay -> pipeline -> service run.
+
+Needs Debian's ``chromium`` (``scripts/ensure-chromium`` installs it); without it the test is
+skipped with a reason, unless ``EEGSTREAM_REQUIRE_BROWSER=1`` (CI), where that is a failure.
+The screenshot goes to ``test-artifacts/dashboard.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eegstream.errors import EegstreamError
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SPEED = 4.0  # the demo's first artifact comes after its 30 s baseline: ~8 s at this speed
+
+pytestmark = pytest.mark.browser
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
+    if path is None:
+        reason = "Debian chromium is not installed (run scripts/ensure-chromium)"
+        if os.environ.get("EEGSTREAM_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + ", and EEGSTREAM_REQUIRE_BROWSER=1 requires the browser test")
+        pytest.skip(reason)
+    return path
+
+
+def _require_model() -> None:
+    from eegstream.bundle import ModelBundle
+    from eegstream.settings import Settings
+
+    try:
+        ModelBundle.load(Settings().model_dir)  # type: ignore[call-arg]
+    except EegstreamError as exc:
+        pytest.skip(f"the default model bundle is not available yet: {exc}")
+
+
+def test_dashboard_shows_live_signal_and_events(lsl_name: str, source_id: str) -> None:
+    chromium = _chromium()
+    _require_model()
+    from playwright.sync_api import sync_playwright
+
+    from eegstream.io.emotiv import read_recording
+    from eegstream.service import create_app
+    from eegstream.service.detection import preload
+    from eegstream.service.run import BackgroundServer
+    from eegstream.settings import Settings
+    from eegstream.simulate import demo_recording_path
+    from eegstream.stream.replay import Player
+
+    token = "dash-token"
+    settings = Settings(  # type: ignore[call-arg]
+        port=0,
+        marker_outlet=False,
+        stream_name=[lsl_name],
+        source_id=source_id,
+        backend="onnxruntime",
+        token=token,
+    )
+    recording = read_recording(demo_recording_path())
+    errors: list[str] = []
+    with Player(recording, name=lsl_name, source_id=source_id, speed=SPEED, markers=False):
+        factory = preload(settings)
+        with (
+            BackgroundServer(create_app(settings, factory), settings) as server,
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 860})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.on(
+                    "console",
+                    lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+                )
+                page.goto(f"{server.url}/?token={token}")
+                page.wait_for_selector("#conn.on", timeout=20_000)
+                # the signal arrives: the canvas has 10 s of 14 channels to draw
+                page.wait_for_function(
+                    "() => sig.channels.length === 14 && sig.size > 100", timeout=30_000
+                )
+                # a real detection appears in the list and as a shaded span
+                row = page.wait_for_selector(".event-row", timeout=90_000)
+                assert row is not None
+                text = row.inner_text()
+                assert "blink" in text or "jaw clench" in text, text
+                assert page.evaluate("() => spans.size") >= 1
+                page.wait_for_function(
+                    "() => document.querySelector('#ready').textContent === 'ready'", timeout=20_000
+                )
+                status: Any = page.inner_text("#status")
+                assert "onnxruntime" in status
+                assert lsl_name in status
+                page.wait_for_timeout(3000)  # a few more seconds of scrolling for the screenshot
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+            finally:
+                browser.close()
+    assert errors == []
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

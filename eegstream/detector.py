@@ -128,12 +128,12 @@ class Timing:
 
 #: Probability level whose rising-edge crossing marks an onset.
 CROSSING: float = 0.5
-#: Per-label timing (see :class:`Timing`), calibrated for ``models/default`` (sha256 49b032ed...)
+#: Per-label timing (see :class:`Timing`), calibrated for ``models/default`` (sha256 f1f4ab78...)
 #: on 8 simulated subjects it never saw (seeds 1001-1008, 24 min): residual median |onset error|
-#: 23 ms (blink) and 36 ms (jaw clench), bias ~0. Recalibrate after retraining the model.
+#: 21 ms (blink) and 30 ms (jaw clench), bias ~0. Recalibrate after retraining the model.
 TIMING: dict[str, Timing] = {
-    "blink": Timing(onset_shift=0.133, offset_shift=-0.063),
-    "jaw_clench": Timing(onset_shift=0.198, offset_shift=-0.03),
+    "blink": Timing(onset_shift=0.119, offset_shift=-0.06),
+    "jaw_clench": Timing(onset_shift=0.148, offset_shift=-0.03),
 }
 #: A run continues on windows whose label probability is at least this (hysteresis), so a brief
 #: dip inside a long jaw clench does not split it into several events. Runs only *start* on

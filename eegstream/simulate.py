@@ -11,6 +11,8 @@ documented ranges in :class:`SimulationRanges`. The signal is the sum of
 - mains interference at 50 or 60 Hz,
 - labelled artifacts: blinks (marker 22) and jaw clenches (marker 23),
 - unlabelled confounders: saccades, electrode pops, brief signal loss, talking/swallowing EMG,
+  eyebrow raises (frontalis EMG with the headset shifting on the head) and large head/cable
+  movement deflections,
 
 then quantised to the headset's LSB. Everything is vectorised numpy: an hour at 128 Hz takes a few
 seconds. Same arguments, same seed -> bit-identical :class:`~eegstream.io.recording.Recording`.
@@ -134,6 +136,34 @@ class SimulationRanges:
     talk_duration_s: Span = (0.1, 0.3)
     confounder_margin_s: float = 0.25  #: confounders keep this far from labelled artifacts
 
+    # --- eyebrow raises and movement (unlabelled; calibrated on a real EPOC+ recording) ---
+    # Measured on ``shared/fixtures/emotivpro-2.0-epocplus-256hz-eyebrows.csv`` (EmotivPRO 2.0,
+    # EPOC+, 7 raises in 36 s, resampled to 128 Hz; statistics only, never a training input):
+    # 20-60 Hz EMG rms rises from ~7 to 48 uV at AF3, 41 at F7, 32 at AF4, 22 at FC5, 19 at F8,
+    # 16 at T7, 15 at FC6, <= 9 elsewhere (above rest: 6.3x AF3, 5.4x F7, 4.3x AF4, <= 2.7x
+    # elsewhere); the burst lasts 0.25-0.5 s; each raise also shifts the headset: a biphasic
+    # slow deflection (fast swing peaking ~0.2-0.3 s after the EMG onset, then an opposite,
+    # slower overshoot recovering over 1-2 s) of 1,000-3,700 uV peak-to-peak at F7/FC5/T7/AF3,
+    # 200-1,500 uV at T8/AF4/F8/F3, ~100-300 uV posterior; strongly lateral (left 3-10x right)
+    # with a polarity that differs between electrodes but repeats from raise to raise.
+    # Physiology: frontalis EMG is broadband 20-150 Hz over the forehead (Goncharova et al. 2003)
+    # and voluntary raises last 0.3-3 s; a blink has no EMG and a symmetric monophasic frontal
+    # field, a clench's EMG peaks at T7/T8 -- the cues that keep the classes apart.
+    brow_rate_per_min: float = 1.5  #: eyebrow raises (training data: often enough to learn them)
+    brow_duration_s: Span = (0.25, 2.0)  #: the EMG burst
+    brow_emg_uv: Span = (8.0, 60.0)  #: 20-60 Hz EMG rms at AF3/AF4 on the plateau
+    brow_emg_event_sd: float = 0.3
+    brow_asymmetry: Span = (-0.4, 0.4)  #: left/right imbalance of the frontalis EMG
+    brow_move_probability: Span = (0.4, 1.0)  #: share of raises that shift the headset
+    brow_move_uv: Span = (30.0, 3000.0)  #: peak deflection at the most affected electrode
+    brow_move_event_sd: float = 0.5
+    move_fast_tau_s: Span = (0.08, 0.2)  #: time to peak of the fast swing
+    move_slow_tau_s: Span = (0.25, 0.6)  #: time to peak of the slower overshoot
+    move_spread: Span = (0.35, 0.9)  #: fall-off (unit-sphere chord) around the moved electrode
+    move_other_side: Span = (0.1, 0.5)  #: gain of the far hemisphere relative to the near one
+    movement_rate_per_min: float = 0.6  #: head/cable movements without EMG
+    movement_uv: Span = (80.0, 2500.0)  #: peak deflection at the most affected electrode
+
     # --- acquisition ---
     quantum_uv: float = 0.51  #: LSB of the EPOC+/EPOC X in 14-bit mode
     headsets: tuple[str, ...] = ("EPOC X", "EPOC+")
@@ -181,6 +211,17 @@ _POSITIONS_LEFT = {
 }  # fmt: skip
 _MIRROR = {"AF4": "AF3", "F8": "F7", "F4": "F3", "FC6": "FC5", "T8": "T7", "P8": "P7", "O2": "O1"}
 _LEFT = np.array([e in _POSITIONS_LEFT for e in ELECTRODES])
+#: Frontalis EMG of an eyebrow raise: forehead first (measured excess 20-60 Hz rms on the real
+#: EPOC+ recording, left and right averaged, AF = 1), far less at the temples than a clench.
+BROW_GAIN = _gains(
+    {"AF3": 1.0, "AF4": 1.0, "F7": 0.75, "F8": 0.75, "FC5": 0.42, "FC6": 0.42, "T7": 0.27,
+     "T8": 0.27, "F3": 0.13, "F4": 0.13, "P7": 0.12, "P8": 0.12, "O1": 0.09, "O2": 0.09}
+)  # fmt: skip
+#: Where a headset shift is centred: the sensor arms over the temples and the side of the
+#: forehead (F7/FC5/T7 in the real recording), never the midline-frontal blink field.
+_MOVE_CENTRES = np.array(
+    [ELECTRODES.index(e) for e in ("F7", "F8", "FC5", "FC6", "T7", "T8", "P7", "P8", "O1", "O2")]
+)
 
 
 def _positions() -> F64:
@@ -229,14 +270,19 @@ class Subject:
     clench_rms_uv: float
     clench_gain: F64
     emg_band_hz: tuple[float, float]
+    brow_emg_uv: float
+    brow_gain: F64
+    brow_move_probability: float
+    brow_move_uv: float
+    brow_move_gain: F64  #: (2, 14) fast-swing and overshoot gains of this subject's headset shift
 
 
 @dataclass(frozen=True)
 class Truth:
     """Ground truth of a simulation: the subject and every event, labelled or not.
 
-    ``confounders`` maps a kind (``saccade``, ``pop``, ``dropout``, ``talk``) to an ``(k, 2)`` array
-    of ``[start_sample, n_samples]``; they carry no marker.
+    ``confounders`` maps a kind (``saccade``, ``pop``, ``dropout``, ``talk``, ``eyebrow``,
+    ``movement``) to an ``(k, 2)`` array of ``[start_sample, n_samples]``; they carry no marker.
     """
 
     subject: Subject
@@ -329,7 +375,34 @@ def draw_subject(
             float(_draw(rng, ranges.emg_low_hz, v)),
             float(_draw(rng, ranges.emg_high_hz, v)),
         ),
+        # drawn last, so the fields above do not depend on them
+        brow_emg_uv=_draw_log(rng, ranges.brow_emg_uv, v),
+        brow_gain=BROW_GAIN * (1.0 + float(_draw(rng, ranges.brow_asymmetry, v)) * side),
+        brow_move_probability=float(_draw(rng, ranges.brow_move_probability, v)),
+        brow_move_uv=_draw_log(rng, ranges.brow_move_uv, v),
+        brow_move_gain=_move_gains(rng, 1, ranges, v)[0],
     )
+
+
+def _move_gains(
+    rng: np.random.Generator, k: int, ranges: SimulationRanges, variability: float = 1.0
+) -> F64:
+    """``(k, 2, 14)`` signed electrode gains (fast swing, slow overshoot) of ``k`` shifts.
+
+    Each shift is centred on a temporal/lateral sensor, falls off with distance, is weaker over
+    the far hemisphere, and moves each electrode with its own polarity (the sensors slide in
+    different directions), scaled so the most affected electrode has gain 1.
+    """
+    centre = _MOVE_CENTRES[rng.integers(0, len(_MOVE_CENTRES), k)]
+    spread = _draw(rng, ranges.move_spread, variability, k)
+    other = _draw(rng, ranges.move_other_side, variability, k)
+    near = _LEFT[None, :] == _LEFT[centre][:, None]
+    w = np.exp(-_DIST[centre] / spread[:, None]) * np.where(near, 1.0, other[:, None])
+    g = w[:, None, :] * rng.uniform(0.5, 1.0, (k, 2, len(ELECTRODES)))
+    g *= rng.choice((-1.0, 1.0), (k, 2, len(ELECTRODES)))
+    g[:, 1] *= rng.uniform(0.3, 1.0, (k, 1))  # the overshoot is the smaller part
+    peak = np.abs(g).sum(axis=1).max(axis=1)
+    return np.asarray(g / peak[:, None, None], dtype=np.float64)
 
 
 # --- the simulation ----------------------------------------------------------------------------
@@ -434,10 +507,16 @@ def _schedule(
 
 
 _PLACEMENT_TRIES = 12
+#: Raises and movements last seconds; between 18 artifacts a minute few random starts fit them.
+_LONG_TRIES = 64
 
 
 def _free_starts(
-    rng: np.random.Generator, busy: npt.NDArray[np.bool_], lengths: I64, fs: float
+    rng: np.random.Generator,
+    busy: npt.NDArray[np.bool_],
+    lengths: I64,
+    fs: float,
+    tries: int = _PLACEMENT_TRIES,
 ) -> I64:
     """Place unlabelled confounders at random where ``busy`` is False for their whole length.
 
@@ -450,12 +529,12 @@ def _free_starts(
     if k == 0 or n_total - first <= 0:
         return np.zeros((0, 2), np.int64)
     # a few tries per confounder, the first that lands in a free stretch wins
-    tries = rng.integers(first, n_total, (k, _PLACEMENT_TRIES))
-    ends = tries + lengths[:, None]
+    tries_at = rng.integers(first, n_total, (k, tries))
+    ends = tries_at + lengths[:, None]
     busy_cum = np.concatenate(([0], np.cumsum(busy)))
-    fits = (ends <= n_total) & (busy_cum[np.minimum(ends, n_total)] - busy_cum[tries] == 0)
+    fits = (ends <= n_total) & (busy_cum[np.minimum(ends, n_total)] - busy_cum[tries_at] == 0)
     ok = fits.any(axis=1)
-    starts = tries[np.arange(k), np.argmax(fits, axis=1)]
+    starts = tries_at[np.arange(k), np.argmax(fits, axis=1)]
     ends = starts + lengths
     cand = np.flatnonzero(ok)
     cand = cand[np.argsort(starts[cand], kind="stable")]
@@ -543,6 +622,74 @@ def _add_confounders(
     idx, seg, off = _ragged(start, length[cand])
     x[idx, chan[cand][seg]] += amp[cand][seg] * np.exp(-off / tau[cand][seg])
     spans["pop"] = np.stack([start, length[cand]], axis=1)
+    return spans
+
+
+def _shift_wave(off: I64, fast: F64, slow: F64, length: I64) -> F64:
+    """``(m, 2)`` fast and slow alpha-function waves of a headset shift, tapered to 0 at the end."""
+    o = off.astype(np.float64)
+    taper = 0.5 + 0.5 * np.cos(np.pi * np.clip((o - 0.75 * length) / (0.25 * length), 0.0, 1.0))
+    a = o / fast
+    b = o / slow
+    wave = np.stack([a * np.exp(1.0 - a), b * np.exp(1.0 - b)], axis=1) * taper[:, None]
+    return np.asarray(wave, dtype=np.float64)
+
+
+def _add_brows_and_movements(
+    rng: np.random.Generator,
+    x: F64,
+    emg_gain: F64,
+    subject: Subject,
+    busy: npt.NDArray[np.bool_],
+    ranges: SimulationRanges,
+    duration: float,
+    fs: float,
+) -> dict[str, I64]:
+    """Add eyebrow raises (EMG + headset shift) and bare movements in place; return spans.
+
+    A raise's span covers its EMG and its shift, whose slow overshoot outlasts the EMG.
+    """
+    n, n_ch = x.shape
+    minutes = max(duration - BASELINE_S, 0.0) / 60.0
+    spans: dict[str, I64] = {}
+
+    # eyebrow raises
+    k = int(rng.poisson(ranges.brow_rate_per_min * minutes))
+    emg_len = np.maximum(np.round(_draw(rng, ranges.brow_duration_s, 1.0, k) * fs), 2)
+    rms = _events(rng, subject.brow_emg_uv, ranges.brow_emg_event_sd, ranges.brow_emg_uv, k)
+    moves = rng.random(k) < subject.brow_move_probability
+    amp = _events(rng, subject.brow_move_uv, ranges.brow_move_event_sd, ranges.brow_move_uv, k)
+    fast = _draw(rng, ranges.move_fast_tau_s, 1.0, k) * fs
+    slow = _draw(rng, ranges.move_slow_tau_s, 1.0, k) * fs
+    jitter = rng.uniform(0.8, 1.25, (k, 2, n_ch))  # the same shift, never exactly the same
+    length = np.where(moves, np.maximum(emg_len, np.round(5 * slow)), emg_len).astype(np.int64)
+    cand, start = _free_starts(rng, busy, length, fs, _LONG_TRIES).T
+    idx, seg, off = _ragged(start, length[cand])
+    e_len = emg_len.astype(np.int64)[cand][seg]
+    ramp = np.maximum(e_len // 5, 1)
+    in_emg = off < e_len
+    env = np.zeros(n)
+    env[idx[in_emg]] = (rms[cand][seg] * _ramp(off, e_len, ramp, ramp))[in_emg]
+    emg_gain += env[:, None] * subject.brow_gain
+    gain = subject.brow_move_gain[None] * jitter[cand]  # (raises, 2, 14)
+    a = (amp * moves)[cand][seg]
+    wave = _shift_wave(off, fast[cand][seg], slow[cand][seg], length[cand][seg])
+    x[idx] += a[:, None] * np.einsum("mk,mkc->mc", wave, gain[seg])
+    spans["eyebrow"] = np.stack([start, length[cand]], axis=1)
+
+    # head or cable movements: a shift of the whole headset without muscle activity
+    k = int(rng.poisson(ranges.movement_rate_per_min * minutes))
+    lo, hi = ranges.movement_uv
+    amp = lo * (hi / lo) ** rng.random(k)  # log-uniform: small shifts are the common ones
+    fast = _draw(rng, ranges.move_fast_tau_s, 1.0, k) * fs
+    slow = _draw(rng, ranges.move_slow_tau_s, 1.0, k) * fs
+    gains = _move_gains(rng, k, ranges)
+    length = np.round(5 * slow).astype(np.int64)
+    cand, start = _free_starts(rng, busy, length, fs, _LONG_TRIES).T
+    idx, seg, off = _ragged(start, length[cand])
+    wave = _shift_wave(off, fast[cand][seg], slow[cand][seg], length[cand][seg])
+    x[idx] += amp[cand][seg][:, None] * np.einsum("mk,mkc->mc", wave, gains[cand][seg])
+    spans["movement"] = np.stack([start, length[cand]], axis=1)
     return spans
 
 
@@ -657,6 +804,7 @@ def simulate_with_truth(
     busy[idx[idx < n]] = True
     if confounders:
         spans = _add_confounders(rngs[5], x, emg_gain, busy, ranges, duration, fs)
+        spans |= _add_brows_and_movements(rngs[7], x, emg_gain, subject, busy, ranges, duration, fs)
     x += emg * emg_gain
     interpolated = np.zeros(n, dtype=bool)
     if confounders:
@@ -744,7 +892,8 @@ def simulate_recording(
     subject_variability
         0 = the average subject (middle of every range), 1 = uniform over the ranges, up to 2.
     confounders
-        Add unlabelled saccades, electrode pops, brief signal loss and talking EMG.
+        Add unlabelled saccades, electrode pops, brief signal loss, talking EMG, eyebrow raises
+        (frontalis EMG with a headset shift) and head/cable movements.
     """
     rec, _ = simulate_with_truth(
         duration,

@@ -79,6 +79,11 @@ def _check_report(report: dict[str, Any], bundle: ModelBundle) -> None:
     # The acceptance figure (>= 100x) comes from the full run; even a quick run on a loaded
     # machine is far beyond 10x, because the original pays a Keras predict() per window.
     assert report["speedup_vs_original"] > 10
+    detector = report["detector"]
+    assert detector["calls"] > 100
+    assert detector["hop_p99_us"] >= detector["hop_p50_us"] > 0
+    if detector["event_hops"]:
+        assert detector["event_hop_p99_us"] >= detector["event_hop_p50_us"] > 0
     batch1_rate = 1e6 / ort["batch1_p50_us"]
     assert report["batch64_vs_batch1"] == pytest.approx(
         ort["batch64_windows_per_s"] / batch1_rate, rel=2e-3
@@ -100,6 +105,7 @@ def test_quick_bench_on_the_default_bundle(
         pytest.skip(f"no default bundle at {default_model_dir()} yet (train it: see README)")
     report = _run_quick(None, tmp_path / "bench.json", capsys)
     _check_report(report, ModelBundle.load())
+    assert report["detector"]["event_hops"] > 0  # the trained model finds the simulated artifacts
 
 
 def test_bench_onnxruntime_only(

@@ -54,18 +54,23 @@ def test_labels_follow_the_onset_and_duration_rules() -> None:
     assert d_jaw.max() > jaw_len // 2  # windows deep inside a long clench are still the clench
     assert np.mean(d_jaw <= cfg.onset_late) >= 0.45  # half stay near the onset
 
-    # no "nothing" window touches an artifact widened by the margin
+    # "nothing" windows hold at most the first lead_in samples of an artifact, nothing after
     s = plan.start[plan.y == NOTHING]
     for onset, length in ((blink_at, int(0.3 * FS)), (jaw_at, jaw_len)):
-        lo, hi = onset - cfg.margin, onset + length + cfg.margin
+        lo, hi = onset + cfg.lead_in, onset + length + cfg.margin
         assert not np.any((s < hi) & (s + WINDOW > lo))
-    # balanced: as many nothing windows as artifact windows
-    assert abs(np.sum(plan.y == NOTHING) - np.sum(plan.y != NOTHING)) <= 1
+        # ... and some end right around the onset, so the model learns where it starts
+        d = s + PRE - onset
+        assert (
+            np.sum((d >= cfg.lead_in - WINDOW + PRE - 16) & (d <= cfg.lead_in - WINDOW + PRE)) >= 2
+        )
+    # nothing_ratio nothing windows per artifact window
+    assert abs(np.sum(plan.y == NOTHING) - cfg.nothing_ratio * np.sum(plan.y != NOTHING)) <= 1
 
 
 def test_midpoint_between_markers_is_a_nothing_window() -> None:
     rec = _recording(30.0, [(1000, "blink", 0.3), (3000, "blink", 0.3)])
-    plan = plan_windows([rec], seed=0, config=WindowConfig(copies=1, nothing_ratio=0.5))
+    plan = plan_windows([rec], seed=0, config=WindowConfig(copies=1, nothing_ratio=3.0))
     assert 2000 - PRE in plan.start[plan.y == NOTHING].tolist()
 
 
@@ -78,7 +83,7 @@ def test_marker_without_duration_uses_onset_range_and_conservative_exclusion() -
     assert d.max() == cfg.onset_late
     s = plan.start[plan.y == NOTHING]
     end = 1500 + int(cfg.unknown_extent_s["jaw_clench"] * FS) + cfg.margin
-    assert not np.any((s < end) & (s + WINDOW > 1500 - cfg.margin))
+    assert not np.any((s < end) & (s + WINDOW > 1500 + cfg.lead_in))
 
 
 def test_confounder_windows_and_non_finite_samples() -> None:
@@ -134,12 +139,25 @@ def test_augmentation_changes_windows_reproducibly() -> None:
     rec = simulate_recording(45.0, seed=13)
     plan = plan_windows([rec], seed=0)
     plain = window_psd([rec], plan)
-    aug1 = window_psd([rec], plan, augment=Augmentation(), seed=5)
-    aug2 = window_psd([rec], plan, augment=Augmentation(), seed=5)
+    wide = Augmentation(amplitude=(0.5, 2.0))
+    aug1 = window_psd([rec], plan, augment=wide, seed=5)
+    aug2 = window_psd([rec], plan, augment=wide, seed=5)
     np.testing.assert_array_equal(aug1, aug2)
     ratio = np.log10(aug1.sum(axis=(1, 2)) / plain.sum(axis=(1, 2)))
     assert ratio.min() < -0.3
     assert ratio.max() > 0.3
+
+
+def test_rolloff_attenuates_only_above_the_corner() -> None:
+    rec = simulate_recording(45.0, seed=14)
+    plan = plan_windows([rec], seed=0)
+    only = Augmentation(amplitude=(1.0, 1.0), channel_gain=(1.0, 1.0), noise_uv=0.0)
+    db = 10 * np.log10(window_psd([rec], plan, augment=only, seed=1) / window_psd([rec], plan))
+    assert np.abs(db[..., :23]).max() < 1e-4  # below 46 Hz: untouched
+    top = db[:, 0, -1]
+    assert top.max() <= 1e-4
+    assert top.min() >= -only.rolloff_db - 1e-3
+    assert top.min() < -0.8 * only.rolloff_db  # really reaches the full depth sometimes
 
 
 def test_drop_electrodes_zeroes_one_electrode_in_a_fraction() -> None:

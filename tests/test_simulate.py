@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -245,7 +246,7 @@ def test_background_has_1_over_f_slope_alpha_and_mains(seed: int) -> None:
 def test_confounders_are_unlabelled_and_shaped() -> None:
     rec, truth = simulate_with_truth(1200, 7)
     conf = truth.confounders
-    assert set(conf) == {"saccade", "talk", "pop", "dropout"}
+    assert set(conf) == {"saccade", "talk", "pop", "dropout", "eyebrow", "movement"}
     assert len(conf["saccade"]) > 20
     assert len(conf["talk"]) > 5
     assert len(conf["dropout"]) > 0
@@ -276,6 +277,52 @@ def test_confounders_are_unlabelled_and_shaped() -> None:
     assert bare[0].interpolated is not None
     assert not bare[0].interpolated.any()
     assert bare[0].markers == rec.markers
+
+
+def _quiet_rms(rec: Recording, hf: F64, spans: npt.NDArray[np.int64]) -> F64:
+    """20-60 Hz rms per electrode away from every marker and every span in ``spans``."""
+    quiet = np.ones(rec.n_samples, bool)
+    quiet[: int(BASELINE_S * rec.fs)] = False
+    for m in rec.markers:
+        quiet[max(m.sample - 64, 0) : m.sample + int((m.duration + 0.5) * rec.fs)] = False
+    for s, n in spans:
+        quiet[max(s - 64, 0) : s + n + 64] = False
+    return np.asarray(np.sqrt((hf[quiet] ** 2).mean(axis=0)), dtype=np.float64)
+
+
+def test_eyebrow_raises_are_frontal_emg_with_lateral_headset_shifts() -> None:
+    """Raises as measured on the real EPOC+ recording: EMG led by AF3/AF4 (a clench's by T7/T8),
+    plus slow shifts far larger than a blink at lateral sensors; none of it labelled."""
+    ranges = dataclasses.replace(RANGES, brow_rate_per_min=8.0, movement_rate_per_min=3.0)
+    rec, truth = simulate_with_truth(600, 11, blink_rate=0, clench_rate=0, ranges=ranges)
+    assert rec.markers == []
+    brows, moves = truth.confounders["eyebrow"], truth.confounders["movement"]
+    assert len(brows) > 30
+    assert len(moves) > 10
+    fs = rec.fs
+    hf = _band_rms(rec, 20, 60)
+    sub = truth.subject
+    # the EMG burst: the first 0.25 s of each raise (every burst lasts at least that long)
+    idx = (brows[:, :1] + np.arange(int(0.25 * fs))[None, :]).ravel()
+    rms_in = np.sqrt((hf[idx] ** 2).mean(axis=0))
+    rest = _quiet_rms(rec, hf, np.concatenate([brows, moves]))
+    excess = np.sqrt(np.maximum(rms_in**2 - rest**2, 0))
+    front = excess[[CH["AF3"], CH["AF4"]]].mean()
+    assert front > 1.5 * excess[[CH["T7"], CH["T8"]]].mean()
+    assert front > 3 * excess[[CH["F3"], CH["F4"], CH["O1"], CH["O2"]]].max()
+    assert RANGES.brow_emg_uv[0] * 0.5 < front < RANGES.brow_emg_uv[1] * 1.5
+    assert front > 2 * rest[[CH["AF3"], CH["AF4"]]].mean()
+    # the shift: one subject's pattern, strongest off the midline-frontal blink field
+    g = np.abs(sub.brow_move_gain).sum(axis=0)
+    assert g.max() == pytest.approx(1.0)
+    assert int(np.argmax(g)) not in (CH["AF3"], CH["AF4"], CH["F3"], CH["F4"])
+    # movements without EMG: big slow deflections, 20-60 Hz unchanged
+    lo = _band_rms(rec, 0.5, 4)
+    peak = np.array([np.abs(lo[s : s + n]).max() for s, n in moves])
+    assert np.median(peak) > RANGES.blink_amplitude_uv[0]
+    assert peak.max() > 500
+    m_idx = np.concatenate([np.arange(s, s + n) for s, n in moves])
+    assert np.sqrt((hf[m_idx] ** 2).mean(axis=0)).max() < 2 * rest.max() + 2
 
 
 def test_one_hour_simulates_in_seconds() -> None:

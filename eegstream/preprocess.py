@@ -92,9 +92,34 @@ def psd_features(windows: FloatArray, fs: float = FS) -> npt.NDArray[np.float32]
         raise EegstreamError(
             f"psd_features: windows must have shape (n, channels, {WINDOW}); got {x.shape}"
         )
-    x = x - x.mean(axis=-1, keepdims=True)
-    x = signal.sosfilt(band_sos(float(fs)), x, axis=-1)
-    return _welch_one_segment(x, float(fs))
+    spec = x.reshape(-1, WINDOW) @ _spectral_operator(float(fs))  # (n*ch, 66): re | im
+    re, im = spec[:, :N_BINS], spec[:, N_BINS:]
+    pxx = re * re + im * im
+    return pxx.reshape(*x.shape[:-1], N_BINS).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _spectral_operator(fs: float) -> npt.NDArray[np.float64]:
+    """The whole linear part of the features as one ``(64, 66)`` matrix.
+
+    Demean, ``sosfilt`` from rest, Welch's constant detrend, the Hann window, the real FFT and the
+    density / one-sided scaling are all linear in the 64 samples, so they compose into a single
+    matrix built by pushing the 64 unit impulses through the reference steps below; features are
+    then one matmul and a squared magnitude. Measured on the 2-core CI machine: batch-1 features
+    (10 electrodes) ~150 us -> ~20 us, and ~6x faster per window at batch 512.
+    ``tests/test_preprocess.py`` checks it against the per-channel ``lfilter`` + ``welch`` loop.
+    """
+    eye = np.eye(WINDOW)
+    x = eye - eye.mean(axis=-1, keepdims=True)
+    x = signal.sosfilt(band_sos(fs), x, axis=-1)
+    win, scale = _hann_density(fs)
+    seg = (x - x.mean(axis=-1, keepdims=True)) * win
+    spec = np.fft.rfft(seg, axis=-1)  # row k: the spectrum of unit impulse k
+    fold = np.full(N_BINS, 2.0 * scale)
+    fold[[0, -1]] = scale  # one-sided: negative frequencies folded in, not DC or Nyquist
+    amp = np.sqrt(fold)
+    op = np.concatenate([spec.real * amp, spec.imag * amp], axis=1)
+    return np.ascontiguousarray(op)
 
 
 @functools.lru_cache(maxsize=8)
@@ -102,23 +127,6 @@ def _hann_density(fs: float) -> tuple[npt.NDArray[np.float64], float]:
     """Periodic Hann window and the Welch density scale ``1 / (fs * sum(w**2))``."""
     win = np.asarray(signal.get_window("hann", WINDOW), dtype=np.float64)
     return win, 1.0 / (fs * float(np.sum(win * win)))
-
-
-def _welch_one_segment(x: npt.NDArray[np.float64], fs: float) -> npt.NDArray[np.float32]:
-    """``scipy.signal.welch(x, fs, nperseg=64, axis=-1)[1]`` for 64-sample rows, computed directly.
-
-    With one segment Welch is a Hann-windowed periodogram (constant detrend, density scaling,
-    one-sided). Computed here it takes 30 us instead of 340 us per batch-1 call (measured on
-    2 cores); ``tests/test_preprocess.py`` checks it equals ``scipy.signal.welch``.
-    """
-    win, scale = _hann_density(fs)
-    seg = x - x.mean(axis=-1, keepdims=True)
-    seg *= win
-    spec = np.fft.rfft(seg, axis=-1)
-    pxx = spec.real**2 + spec.imag**2
-    pxx *= scale
-    pxx[..., 1:-1] *= 2.0  # one-sided: fold negative frequencies (not DC, not Nyquist)
-    return pxx.astype(np.float32)
 
 
 def electrode_index(

@@ -77,6 +77,10 @@ _RATE_EVERY_S = 1.0
 _RATE_SPAN = 10
 #: Tick durations kept for the scheduler's p50/p99 in :meth:`MultiStreamPipeline.status`.
 _TICKS_KEPT = 2000
+#: Samples pulled at most per stream and tick (2 s at 128 Hz). When the process has fallen
+#: behind, this bounds one tick (all streams' windows in one batch) to a few seconds of work,
+#: so messages keep flowing while it catches up instead of arriving in one burst per minute.
+_MAX_CHUNK = 256
 #: Seconds a stream that failed to open during discovery is left alone before another try.
 _RETRY_REJECTED_S = 30.0
 
@@ -378,6 +382,7 @@ class MultiStreamPipeline:
             spec.source_id,
             info=spec.info,
             resolve_timeout=self.settings.resolve_timeout,
+            max_chunk=_MAX_CHUNK,
         )
 
     def _connect(self, spec: StreamSpec) -> _Stream:
@@ -818,6 +823,7 @@ class MultiStreamPipeline:
             desc.source_id or None,
             info=info,
             resolve_timeout=self.settings.resolve_timeout,
+            max_chunk=_MAX_CHUNK,
         )
         try:
             inlet.connect()

@@ -31,6 +31,10 @@ LSL_CONFIG = _LSL_DIR / "lsl_api.cfg"
 LSL_CONFIG.write_text(
     "[ports]\n"
     "IPv6 = disable\n"
+    # Each outlet takes a port from this range and unicast resolves (KnownPeers) probe only
+    # the range: the default 32 runs out when other LSL programs hold outlets on the machine,
+    # and an outlet outside the range cannot be found by name.
+    "PortRange = 256\n"
     "[multicast]\n"
     "ResolveScope = machine\n"
     "[lab]\n"

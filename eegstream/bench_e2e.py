@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from eegstream.errors import EegstreamError
 from eegstream.settings import FS, Settings
@@ -106,7 +107,7 @@ class E2EConfig:
     blink_rate: float = 20.0  #: per minute, per headset (dense: more latency samples)
     clench_rate: float = 10.0
     seed: int = 8000  #: first simulated subject (subjects the default model never saw)
-    progress: bool = True  #: log a line per phase (INFO)
+    progress: bool = True  #: progress lines and the soak's bar on stderr
 
     @property
     def replay_speed(self) -> float:
@@ -269,12 +270,9 @@ def _service_main(conn: multiprocessing.connection.Connection, spec: dict[str, A
     """Child: the real service (app + multi-stream pipeline + uvicorn) until told to stop."""
     os.environ["LSLAPICFG"] = spec["lsl_config"]  # before liblsl loads
     try:
-        from eegstream.bundle import ModelBundle
-        from eegstream.engines import load_engine
-        from eegstream.service.api import create_app
+        from eegstream.service.api import create_app, get_service
+        from eegstream.service.detection import preload
         from eegstream.service.run import BackgroundServer
-        from eegstream.stream.inlet import resolve_stream
-        from eegstream.stream.multi import multi_factory
 
         overrides: dict[str, Any] = {
             "host": "127.0.0.1",
@@ -286,16 +284,12 @@ def _service_main(conn: multiprocessing.connection.Connection, spec: dict[str, A
         if spec["model"] is not None:
             overrides["model_dir"] = Path(spec["model"])
         settings = Settings(**overrides)
-        bundle = ModelBundle.load(settings.model_dir)
-        engine = load_engine(settings.backend, bundle, settings.max_batch)
-        engine.warmup()
-        infos = [resolve_stream(n, "EEG", None, settings.resolve_timeout) for n in spec["names"]]
-        factory = multi_factory(
-            settings, bundle, engine, infos, poll_interval=float(spec["poll_interval"])
-        )
+        factory = preload(settings, poll_interval=float(spec["poll_interval"]))
         server = BackgroundServer(create_app(settings, factory), settings).start()
         try:
-            conn.send({"ok": True, "pid": os.getpid(), "port": server.port, "engine": engine.name})
+            source = get_service(server.app).source
+            engine = source.model.backend if source is not None else spec["backend"]
+            conn.send({"ok": True, "pid": os.getpid(), "port": server.port, "engine": engine})
             conn.recv()  # stop
         finally:
             server.stop()
@@ -668,12 +662,16 @@ def e2e_benchmark(cfg: E2EConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="eegstream-bench-") as tmp:
         lsl_config = _lsl_config(Path(tmp))
         for n in cfg.headsets:
-            if cfg.progress:
-                log.warning("bench --e2e: %d headset(s) for %.0f s ...", n, cfg.duration)
+            _say(cfg, f"bench --e2e: {n} headset(s), {cfg.duration:.0f} s measured ...")
             run = _e2e_run(cfg, n, lsl_config)
             runs.append(run)
-            if cfg.progress:
-                log.warning("bench --e2e: %d headset(s): %s", n, json.dumps(run))
+            _say(
+                cfg,
+                f"bench --e2e: {n} headset(s): realtime {run['realtime']}, processing p50/p99 "
+                f"{run['processing_p50_ms']}/{run['processing_p99_ms']} ms, detection p50 "
+                f"{run['detection_p50_s']} s, {run['windows_per_s']} windows/s, "
+                f"CPU {run['cpu_percent']} %, RSS {run['rss_mb']} MiB",
+            )
             if not run["realtime"]:
                 break
     realtime = [r["headsets"] for r in runs if r["realtime"]]
@@ -690,6 +688,12 @@ def e2e_benchmark(cfg: E2EConfig) -> dict[str, Any]:
         "runs": runs,
         "method": METHOD,
     }
+
+
+def _say(cfg: E2EConfig, line: str) -> None:
+    """A progress line on stderr (stdout carries the JSON report)."""
+    if cfg.progress:
+        tqdm.write(line, file=sys.stderr)
 
 
 def _config(cfg: E2EConfig) -> dict[str, Any]:
@@ -757,16 +761,17 @@ async def _soak_client(
             await _wait_streaming(client, base, n)
             await _wait_caught_up(client, base, cfg.replay_speed)
             t0 = time.time()
+            bar = tqdm(
+                total=round(total), desc="soak", unit="s", file=sys.stderr, disable=not cfg.progress
+            )
             while (elapsed := time.time() - t0) < total:
                 await asyncio.sleep(min(_SOAK_SAMPLE_S, total - elapsed))
                 snap = _snapshot(await _status(client, base), pid, int(p_info["pid"]))
                 snap["t_s"] = round(snap["unix"] - t0, 1)
                 samples.append(snap)
-                if cfg.progress and len(samples) % 12 == 0:
-                    log.warning(
-                        "bench --soak: %.0f of %.0f s, RSS %.1f MiB, backlog %d",
-                        snap["t_s"], total, snap["rss_mb"], snap["backlog"],
-                    )  # fmt: skip
+                bar.update(min(round(snap["t_s"]), round(total)) - bar.n)
+                bar.set_postfix(rss_mib=snap["rss_mb"], backlog=snap["backlog"], refresh=False)
+            bar.close()
             end = time.time()
             players.stop()  # the streams end: detectors flush, nothing more comes
             deadline = time.monotonic() + 30.0

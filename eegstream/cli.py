@@ -170,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Detect artifacts on live LSL streams and serve them over HTTP/websocket.",
     )
     _add_stream_select(p)
-    p.add_argument("--discover", action="store_true", help="attach every EEG stream that appears")
+    p.add_argument(
+        "--discover",
+        action="store_true",
+        help="also attach every stream of --stream-type that appears (detached 30 s after it goes)",
+    )
     p.add_argument("--host", default=None, help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: 8000)")
     p.add_argument("--event-log", type=Path, default=None, help="append events to this JSONL file")

@@ -13,14 +13,22 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+# None of these loads liblsl (which must see LSLAPICFG first, below)
+from eegstream.bundle import ModelBundle
+from eegstream.engines import load_engine
+from eegstream.engines.base import Engine
+from eegstream.events import ArtifactEvent, Message, StatusMessage
+from eegstream.settings import Settings
 
 if TYPE_CHECKING:
     from eegstream.io.recording import Recording
@@ -181,3 +189,49 @@ def collect_from(
 def collect() -> Callable[..., Collected]:
     """:func:`collect_from` as a fixture: ``collect(inlet, n, timeout)``."""
     return collect_from
+
+
+class Messages:
+    """A thread-safe sink that keeps every message (what pipelines hand to the service)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.items: list[Message] = []
+
+    def __call__(self, message: Message) -> None:
+        with self._lock:
+            self.items.append(message)
+
+    def of(self, stream: str | None = None) -> list[Message]:
+        """Every message so far, or those of one stream."""
+        with self._lock:
+            return [m for m in self.items if stream is None or m.stream_id == stream]
+
+    def statuses(
+        self, kind: str | None = None, *, stream: str | None = None
+    ) -> list[StatusMessage]:
+        """Status messages, of one kind and/or one stream."""
+        return [
+            m
+            for m in self.of(stream)
+            if isinstance(m, StatusMessage) and (kind is None or m.status == kind)
+        ]
+
+    def events(self, phase: str = "final", *, stream: str | None = None) -> list[ArtifactEvent]:
+        """Artifact events of one phase (default: final), of one stream or all."""
+        return [m for m in self.of(stream) if isinstance(m, ArtifactEvent) and m.phase == phase]
+
+
+@pytest.fixture(scope="module")
+def bundle() -> ModelBundle:
+    """The default model bundle (tests that need it skip when it is absent)."""
+    return ModelBundle.load(Settings().model_dir)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="module")
+def engine(bundle: ModelBundle) -> Iterator[Engine]:
+    """The real ONNX Runtime engine of the default bundle, warmed up."""
+    eng = load_engine("onnxruntime", bundle)
+    eng.warmup()
+    yield eng
+    eng.close()

@@ -88,6 +88,9 @@ def _check_report(report: dict[str, Any], bundle: ModelBundle) -> None:
     assert report["batch64_vs_batch1"] == pytest.approx(
         ort["batch64_windows_per_s"] / batch1_rate, rel=2e-3
     )
+    assert report["batch64_vs_batch1_bound"] == pytest.approx(
+        report["machine"]["matmul_gflops"] / ort["gflops_batch1"], rel=2e-3
+    )
 
 
 def test_quick_bench_reports_every_key(

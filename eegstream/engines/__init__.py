@@ -8,14 +8,11 @@ are shared by all three, so each engine checks its input and splits large batche
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from eegstream.engines.base import Engine
+from eegstream.engines.base import Engine, check_features, infer_in_batches
 from eegstream.errors import BackendUnavailableError, EegstreamError
 
 log = logging.getLogger(__name__)
@@ -62,40 +59,6 @@ class BundleLike(Protocol):
     def meta(self) -> Mapping[str, Any]:
         """``model.json``."""
         ...
-
-
-def check_features(
-    features: npt.ArrayLike, shape: tuple[int, int], engine: str
-) -> npt.NDArray[np.float32]:
-    """Features as a C-contiguous float32 ``(n, electrodes, bins)`` array (no copy if already so).
-
-    Every engine calls this first, so a wrong shape fails with the same clear message everywhere
-    instead of deep inside a native runtime.
-    """
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    if x.ndim != 3 or x.shape[1:] != shape:
-        raise EegstreamError(
-            f"{engine} engine: features must have shape (n, {shape[0]}, {shape[1]}) "
-            f"(windows, electrodes, bins); got {x.shape}; build them with the bundle's "
-            "FeaturePipeline"
-        )
-    return x
-
-
-def infer_in_batches(
-    run: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]],
-    x: npt.NDArray[np.float32],
-    max_batch: int,
-) -> npt.NDArray[np.float32]:
-    """Call ``run`` on slices of at most ``max_batch`` windows and join the results.
-
-    The loop is over batches, never windows: engines have a fixed maximum batch (TensorRT's
-    optimisation profile, the page-locked buffers), callers may pass any number of windows.
-    """
-    n = x.shape[0]
-    if n <= max_batch:
-        return run(x)
-    return np.concatenate([run(x[i : i + max_batch]) for i in range(0, n, max_batch)])
 
 
 def tensorrt_available() -> tuple[bool, str]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from eegstream.engines import check_features, infer_in_batches
+from eegstream.engines.base import BatchedEngine, check_features
 from eegstream.errors import BackendUnavailableError, EegstreamError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def _import_keras() -> Any:
     return keras
 
 
-class KerasEngine:
+class KerasEngine(BatchedEngine):
     """The bundle's ``model.keras`` called directly (``model(x, training=False)``).
 
     A direct call, not ``model.predict``: ``predict`` builds a data pipeline per call, which costs
@@ -79,13 +79,6 @@ class KerasEngine:
         self._closed = False
         log.debug("Keras %s: loaded %s", keras.__version__, path)
 
-    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Class probabilities ``(n, classes)`` for standardised features ``(n, electrodes, bins)``."""
-        if self._closed:
-            raise EegstreamError("keras engine: infer() called after close()")
-        x = check_features(features, self.shape, self.name)
-        return infer_in_batches(self._run, x, self.max_batch)
-
     def _traced_call(self, keras: Any) -> Any:
         """``model(x, training=False)``, traced once per process on the TensorFlow backend."""
         model = self.model
@@ -113,11 +106,6 @@ class KerasEngine:
         x = check_features(features, self.shape, self.name)
         out = self.model.predict(x, batch_size=self.max_batch, verbose=0)
         return np.asarray(out, dtype=np.float32)
-
-    def warmup(self) -> None:
-        """Trace the call at batch 1 and at the largest batch before live data arrives."""
-        for n in (1, self.max_batch):
-            self.infer(np.zeros((n, *self.shape), dtype=np.float32))
 
     def close(self) -> None:
         """Drop the model (TensorFlow keeps its process-wide runtime); safe to call twice."""

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from eegstream.engines import check_features, infer_in_batches
+from eegstream.engines.base import BatchedEngine
 from eegstream.errors import BackendUnavailableError, EegstreamError
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ __all__ = ["OnnxRuntimeEngine"]
 CPU_THREADS: int = 1
 
 
-class OnnxRuntimeEngine:
+class OnnxRuntimeEngine(BatchedEngine):
     """ONNX Runtime session tuned for small batches: sequential, one thread, all graph optimisations.
 
     Parameters
@@ -102,21 +102,9 @@ class OnnxRuntimeEngine:
         self._closed = False
         log.debug("ONNX Runtime %s: %s with providers %s", ort.__version__, path, self.providers)
 
-    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Class probabilities ``(n, classes)`` for standardised features ``(n, electrodes, bins)``."""
-        if self._closed:
-            raise EegstreamError("onnxruntime engine: infer() called after close()")
-        x = check_features(features, self.shape, self.name)
-        return infer_in_batches(self._run, x, self.max_batch)
-
     def _run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         out = self._session.run([self._output], {self._input: x})[0]
         return np.asarray(out, dtype=np.float32)
-
-    def warmup(self) -> None:
-        """Run batch 1 and the largest batch once, so allocations happen before live data."""
-        for n in (1, self.max_batch):
-            self.infer(np.zeros((n, *self.shape), dtype=np.float32))
 
     def close(self) -> None:
         """Drop the session (ONNX Runtime frees its memory with it); safe to call twice."""

@@ -26,7 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from eegstream.engines import BundleLike, check_features, infer_in_batches
+from eegstream.engines import BundleLike
+from eegstream.engines.base import BatchedEngine
 from eegstream.errors import EegstreamError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _make_logger(trt: Any) -> Any:
     return _Logger()
 
 
-class TensorRTEngine:
+class TensorRTEngine(BatchedEngine):
     """A TensorRT execution context with fixed page-locked host and device buffers.
 
     Parameters
@@ -362,13 +363,6 @@ class TensorRTEngine:
         self._context.set_tensor_address(self._out_name, int(self._d_out))
         self._batch = 0  # batch size the context's input shape is set for
 
-    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Class probabilities ``(n, classes)`` for standardised features ``(n, electrodes, bins)``."""
-        if self._closed:
-            raise EegstreamError("tensorrt engine: infer() called after close()")
-        x = check_features(features, self.shape, self.name)
-        return infer_in_batches(self._run, x, self.max_batch)
-
     def _run(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         n = x.shape[0]
         with self._lock:
@@ -403,8 +397,7 @@ class TensorRTEngine:
 
     def warmup(self) -> None:
         """Run batch 1 and the largest batch, then capture the batch-1 CUDA graph."""
-        for n in (self.max_batch, 1):
-            self.infer(np.zeros((n, *self.shape), dtype=np.float32))
+        super().warmup()
         if self._use_graph and self._graph is None:
             self._capture_graph()
 

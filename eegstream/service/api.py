@@ -3,7 +3,7 @@
 ``create_app(settings, pipeline_factory)`` builds everything; nothing is built at import time. The
 app's lifespan owns a ``Service``: it opens the event log and the LSL marker outlet, builds the
 detection side with ``pipeline_factory`` (the real one loads the bundle and the engine and runs a
-``StreamPipeline`` thread) and starts it. The pipeline thread calls ``Service.sink`` for every
+``MultiStreamPipeline`` thread) and starts it. The pipeline thread calls ``Service.sink`` for every
 message; the sink hops onto the event loop, where ``Service.publish`` numbers the message in the
 ``Hub``, logs it, pushes it to LSL and fans it out to websocket clients.
 
@@ -92,7 +92,7 @@ class ModelInfo:
 
 
 class EventSource(Protocol):
-    """What the app needs from the detection side (``DetectionService`` in ``detection.py``).
+    """What the app needs from the detection side (``MultiStreamPipeline``, built by ``detection.py``).
 
     ``start``/``stop`` are called once each from a worker thread; ``status`` and ``latest`` from
     the event loop, so they must be quick and thread-safe.
@@ -122,10 +122,10 @@ PipelineFactory = Callable[[Settings, Sink, Metrics], EventSource]
 
 
 def _default_factory(settings: Settings, sink: Sink, metrics: Metrics) -> EventSource:
-    """The real detection side: bundle + engine + one pipeline per stream."""
-    from eegstream.service.detection import DetectionService
+    """The real detection side: bundle + engine + the multi-stream pipeline."""
+    from eegstream.service.detection import build_pipeline
 
-    return DetectionService(settings, sink, metrics)
+    return build_pipeline(settings, sink, metrics)
 
 
 class Service:
@@ -243,7 +243,8 @@ class Service:
                 self._outlet.push(item.text, message.onset_lsl)
         else:
             published_lsl = 0.0
-            self.stream_states[message.stream_id] = message.status
+            detached = message.status == "stopped" and message.detail.get("detached") is True
+            self.stream_states[message.stream_id] = "detached" if detached else message.status
         self.metrics.observe_message(message, now, published_lsl)
         if self._log_file is not None:
             try:
@@ -284,9 +285,11 @@ class Service:
         error = self.error()
         if error:
             return False, error
-        if not self.stream_states:
+        # a stream that --discover detached (gone for good) does not hold the others up
+        states = {s: st for s, st in self.stream_states.items() if st != "detached"}
+        if not states:
             return False, "no stream connected yet"
-        down = sorted(s for s, state in self.stream_states.items() if state not in _LIVE_STATES)
+        down = sorted(s for s, state in states.items() if state not in _LIVE_STATES)
         if down:
             return False, f"stream {', '.join(down)} is {self.stream_states[down[0]]}"
         return True, "ok"

@@ -1,4 +1,4 @@
-"""Live data: LSL inlet, ring buffer, replay player and the thread that runs the detector.
+"""Live data: LSL inlet, ring buffer and replay player; :mod:`eegstream.stream.multi` runs them.
 
 Names that need liblsl (everything but :class:`RingBuffer`) load on first use, so offline code
 that only needs the ring buffer (the detector, ``eegstream detect``) never loads liblsl.
@@ -13,14 +13,12 @@ from eegstream.stream.ring import RingBuffer
 
 if TYPE_CHECKING:
     from eegstream.stream.inlet import EEGInlet, StreamDescription, resolve_stream
-    from eegstream.stream.pipeline import StreamPipeline
     from eegstream.stream.replay import Player, marker_stream_name
 
 _LAZY = {
     "EEGInlet": "eegstream.stream.inlet",
     "StreamDescription": "eegstream.stream.inlet",
     "resolve_stream": "eegstream.stream.inlet",
-    "StreamPipeline": "eegstream.stream.pipeline",
     "Player": "eegstream.stream.replay",
     "marker_stream_name": "eegstream.stream.replay",
 }
@@ -30,7 +28,6 @@ __all__ = [
     "Player",
     "RingBuffer",
     "StreamDescription",
-    "StreamPipeline",
     "marker_stream_name",
     "resolve_stream",
 ]

@@ -54,9 +54,7 @@ from eegstream.settings import ELECTRODES, FS, Settings
 from eegstream.stream.inlet import EEGInlet, InletEvent, StreamDescription
 
 if TYPE_CHECKING:
-    from eegstream.bundle import ModelBundle
-    from eegstream.service.api import ModelInfo, PipelineFactory
-    from eegstream.service.metrics import Metrics
+    from eegstream.service.api import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,6 @@ __all__ = [
     "MultiStreamPipeline",
     "StreamSpec",
     "classify_together",
-    "multi_factory",
 ]
 
 Sink = Callable[[Message], None]
@@ -170,7 +167,7 @@ class _Stream:
         return self.inlet.state if self.active else "stopped"
 
     def status(self) -> dict[str, Any]:
-        """JSON-ready, in the shape of :meth:`StreamPipeline.status` (any thread)."""
+        """JSON-ready, one entry of :meth:`MultiStreamPipeline.status`'s ``streams`` (any thread)."""
         inlet, det = self.inlet, self.detector
         stats, dstats = inlet.stats, det.stats
         rates = list(self.rates)
@@ -309,6 +306,7 @@ class MultiStreamPipeline:
         self._streams: dict[str, _Stream] = {}  # every stream ever attached, by id
         self._active: list[_Stream] = []  # pulled each tick; changed by the scheduler only
         self._keys: dict[str, str] = {}  # key -> stream id
+        self._retired: dict[str, Detector] = {}  # detectors of removed streams, by id
         self._lock = threading.Lock()  # _streams/_keys (read by status and discovery)
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._rejected: dict[str, tuple[float, str, str]] = {}  # uid -> (monotonic, what, why)
@@ -350,9 +348,7 @@ class MultiStreamPipeline:
             self._specs.append(spec)
             return None
         s = self._connect(spec)
-        done = threading.Event()
-        self._commands.put(("attach", s, done))
-        done.wait()
+        self._submit(("attach", s))
         return s.stream_id
 
     def remove(self, stream_id: str) -> None:
@@ -363,11 +359,19 @@ class MultiStreamPipeline:
                 f"{', '.join(sorted(self._streams)) or 'none'}"
             )
         if self.running:
-            done = threading.Event()
-            self._commands.put(("remove", stream_id, done))
-            done.wait()
-        else:
-            self._drop(self._streams[stream_id])
+            self._submit(("remove", stream_id))
+        s = self._streams.get(stream_id)
+        if s is not None and not self.running:  # not running (any more): do it here
+            self._drop(s)
+
+    def _submit(self, command: tuple[Any, ...]) -> None:
+        """Hand a command to the scheduler and wait until it is done (or the scheduler ends)."""
+        done = threading.Event()
+        self._commands.put((*command, done))
+        while not done.wait(0.1):
+            if not self.running:  # stop() drains the queue; a failure leaves it to check()
+                self._drain_commands()
+                return
 
     @property
     def stream_ids(self) -> list[str]:
@@ -416,7 +420,10 @@ class MultiStreamPipeline:
                     f"MultiStreamPipeline: stream id {sid!r} is already attached; choose "
                     "another stream_id"
                 )
-            det = Detector(self.engine, self.features, self.settings, sid)
+            # a removed stream that is added again keeps its detector: event ids never repeat
+            det = self._retired.pop(sid, None) or Detector(
+                self.engine, self.features, self.settings, sid
+            )
             s = _Stream(sid, key, inlet, det)
             self._streams[sid] = s
             self._keys[key] = sid
@@ -736,6 +743,7 @@ class MultiStreamPipeline:
         s.inlet.disconnect()
         with self._lock:
             self._streams.pop(s.stream_id, None)
+            self._retired[s.stream_id] = s.detector
             if self._keys.get(s.key) == s.stream_id:
                 del self._keys[s.key]
 
@@ -901,58 +909,3 @@ class MultiStreamPipeline:
     def _emit_all(self, s: _Stream, messages: list[Message]) -> None:
         for message in messages:
             self._emit(s, message)
-
-
-# --- the service's detection side ----------------------------------------------------------------
-
-
-def multi_factory(
-    settings: Settings,
-    bundle: ModelBundle,
-    engine: Engine,
-    infos: Sequence[pylsl.StreamInfo] = (),
-    *,
-    poll_interval: float = 0.005,
-) -> PipelineFactory:
-    """The app's pipeline factory for several streams (``--stream-name`` repeated, ``--discover``).
-
-    It builds one :class:`MultiStreamPipeline` over ``bundle``'s features and the (loaded,
-    warmed-up) ``engine``, which the pipeline then owns.
-
-    ``infos`` are the named streams already resolved (``settings.stream_name`` order), so that
-    ``serve`` can fail before it binds a port; without them the names are resolved at start.
-    ``poll_interval`` is the scheduler's tick (see :class:`MultiStreamPipeline`).
-    """
-    from eegstream.service.api import ModelInfo
-    from eegstream.service.metrics import TimedEngine
-
-    names = list(settings.stream_name)
-    if infos and len(infos) != len(names):
-        raise EegstreamError(
-            f"multi_factory: {len(infos)} resolved streams for {len(names)} --stream-name values"
-        )
-    specs = [
-        StreamSpec(
-            name=name,
-            stype=settings.stream_type,
-            source_id=settings.source_id,
-            info=infos[i] if infos else None,
-        )
-        for i, name in enumerate(names)
-    ]
-
-    def factory(s: Settings, sink: Sink, metrics: Metrics) -> MultiStreamPipeline:
-        return MultiStreamPipeline(
-            TimedEngine(engine, metrics),
-            bundle.features,
-            s,
-            sink,
-            streams=specs,
-            discover=s.discover,
-            stream_type=s.stream_type,
-            poll_interval=poll_interval,
-            model=ModelInfo(bundle.name, bundle.sha256, engine.name),
-            owns_engine=True,
-        )
-
-    return factory

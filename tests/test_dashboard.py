@@ -115,3 +115,68 @@ def test_dashboard_shows_live_signal_and_events(lsl_name: str, source_id: str) -
                 browser.close()
     assert errors == []
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+
+
+def test_dashboard_picks_the_headset_whose_signal_it_shows(lsl_name: str) -> None:
+    chromium = _chromium()
+    _require_model()
+    from playwright.sync_api import sync_playwright
+
+    from eegstream.io.emotiv import read_recording
+    from eegstream.service import create_app
+    from eegstream.service.detection import preload
+    from eegstream.service.run import BackgroundServer
+    from eegstream.settings import Settings
+    from eegstream.simulate import demo_recording_path
+    from eegstream.stream.replay import Player
+
+    names = [f"{lsl_name}-a", f"{lsl_name}-b"]
+    settings = Settings(  # type: ignore[call-arg]
+        port=0, marker_outlet=False, stream_name=names, backend="onnxruntime"
+    )
+    recording = read_recording(demo_recording_path())
+    errors: list[str] = []
+    players = [Player(recording, name=n, source_id=n, speed=SPEED, markers=False) for n in names]
+    with players[0], players[1]:
+        factory = preload(settings)
+        with (
+            BackgroundServer(create_app(settings, factory), settings) as server,
+            sync_playwright() as pw,
+        ):
+            browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 860})
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.on(
+                    "console",
+                    lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+                )
+                page.goto(f"{server.url}/?stream={names[1]}")
+                # the picker appears with both headsets; the signal is the one asked for
+                page.wait_for_selector("#stream-picker:not([hidden])", timeout=20_000)
+                options = page.eval_on_selector_all("#stream option", "os => os.map(o => o.value)")
+                assert sorted(options) == sorted(names)
+                assert page.input_value("#stream") == names[1]
+                page.wait_for_function(
+                    f"() => sig.stream === {names[1]!r} && sig.size > 50", timeout=30_000
+                )
+                # switching headsets reconnects the signal to the other stream
+                page.select_option("#stream", names[0])
+                page.wait_for_function(
+                    f"() => sig.stream === {names[0]!r} && sig.size > 50", timeout=30_000
+                )
+                assert names[0] in page.evaluate("() => location.search")
+                # both headsets' events are listed with their stream; only the shown one's shade
+                page.wait_for_function(
+                    "() => new Set([...spans.values()].map(s => s.stream)).size === 2",
+                    timeout=90_000,
+                )
+                assert page.evaluate(
+                    f"() => visibleSpans().length > 0 && "
+                    f"visibleSpans().every(s => s.stream === {names[0]!r})"
+                )
+                who = page.inner_text(".event-row .who")
+                assert who in names
+            finally:
+                browser.close()
+    assert errors == []

@@ -502,8 +502,28 @@ def test_service_lists_streams_and_filters_the_websocket_by_stream(
                                 got.append(msg)
                 return got
 
+            async def signal(query: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                async with connect(f"{server.ws_url}/ws/signal{query}", proxy=None) as ws:
+                    async with asyncio.timeout(20):
+                        info = json.loads(await ws.recv())
+                        return info, json.loads(await ws.recv())
+
             got = asyncio.run(only(names[1], 4))
             status = httpx.get(server.url + "/status").json()
+            info, frame = asyncio.run(signal(f"?stream={names[1]}"))
+            default_info, _ = asyncio.run(signal(""))
+
+            async def silent(query: str) -> bool:
+                """No signal frame within 1.5 s (the stream asked for does not exist)."""
+                async with connect(f"{server.ws_url}/ws/signal{query}", proxy=None) as ws:
+                    await ws.recv()  # signal_info
+                    try:
+                        await asyncio.wait_for(ws.recv(), 1.5)
+                    except TimeoutError:
+                        return True
+                    return False
+
+            unknown_is_silent = asyncio.run(silent("?stream=no-such-headset"))
     finally:
         for p in players:
             p.stop()
@@ -515,6 +535,13 @@ def test_service_lists_streams_and_filters_the_websocket_by_stream(
     assert set(status["pipeline"]["streams"]) == set(names)
     assert status["pipeline"]["engine"] == "onnxruntime"
     assert status["model"]["sha256"] == bundle.sha256
+    # the dashboard's signal of the stream asked for (default: the first attached one)
+    assert info["type"] == "signal_info"
+    assert info["stream"] == names[1]
+    assert frame["type"] == "signal"
+    assert len(frame["data"]) == 14
+    assert default_info["stream"] is None
+    assert unknown_is_silent  # the stream asked for is the one read, not the first
 
 
 def test_serve_with_discover_attaches_what_appears_and_lists_it(

@@ -80,6 +80,8 @@ SIGNAL_BASELINE_TAU_S = 2.0
 _MAX_REASON = 120
 
 Sink = Callable[[Message], None]
+#: Longest stream id accepted in ``/ws/signal?stream=`` (LSL names are short).
+_MAX_STREAM_ID = 256
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,13 @@ class EventSource(Protocol):
         """JSON-able state of the stream(s): rate, lag, buffer fill, counts, last error."""
         ...
 
-    def latest(self, seconds: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """The newest ``seconds`` of raw signal: ``(data (n, 14) uV, LSL times (n,))``."""
+    def latest(
+        self, seconds: float, stream_id: str | None = None
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The newest ``seconds`` of one stream's raw signal (default: the first attached one).
+
+        ``(data (n, 14) uV, LSL times (n,))``; empty while the stream is unknown.
+        """
         ...
 
 
@@ -595,8 +602,13 @@ class _SignalState:
         }
 
 
-async def _signal_sender(websocket: WebSocket, service: Service) -> Closing | None:
-    """Stream the decimated signal: all of the last 10 s first, then the new samples."""
+async def _signal_sender(
+    websocket: WebSocket, service: Service, stream: str | None
+) -> Closing | None:
+    """Stream one stream's decimated signal: all of the last 10 s first, then the new samples.
+
+    ``stream`` None means the first attached stream (the dashboard of a one-headset service).
+    """
     rate = service.settings.signal_rate
     decimation = max(1, round(FS / rate))
     state = _SignalState(decimation)
@@ -607,6 +619,7 @@ async def _signal_sender(websocket: WebSocket, service: Service) -> Closing | No
         "rate": FS / decimation,
         "window_s": SIGNAL_WINDOW_S,
         "available": service.source is not None,
+        "stream": stream,
     }
     try:
         await _send(websocket, json.dumps(info), timeout)
@@ -618,7 +631,7 @@ async def _signal_sender(websocket: WebSocket, service: Service) -> Closing | No
                     return Closing(CLOSE_GOING_AWAY, "server shutting down")
             if service.source is None:
                 continue
-            data, times = service.source.latest(fetch)
+            data, times = service.source.latest(fetch, stream)
             fetch = 2.0  # afterwards only the newest samples are needed
             frame = state.frame(data, times)
             if frame is not None:
@@ -832,13 +845,18 @@ def create_app(
 
     @app.websocket("/ws/signal")
     async def ws_signal(websocket: WebSocket) -> None:
-        """The dashboard's raw signal: 14 channels, decimated, drift removed."""
+        """One stream's raw signal for the dashboard (``?stream=ID``, default the first)."""
         if not await _admit(websocket):
+            return
+        stream = websocket.query_params.get("stream") or None
+        if stream is not None and len(stream) > _MAX_STREAM_ID:
+            reason = f"stream: expected a stream id of at most {_MAX_STREAM_ID} characters"
+            await _close(websocket, Closing(CLOSE_BAD_REQUEST, reason), settings.send_timeout)
             return
         async with service.handler("signal"):
             closing = await _first_completed(
                 _receive_loop(websocket, settings.ws_max_message),
-                _signal_sender(websocket, service),
+                _signal_sender(websocket, service, stream),
             )
             if closing is not None:
                 await _close(websocket, closing, settings.send_timeout)

@@ -19,12 +19,15 @@ function wsUrl(path, query) {
 }
 
 const $ = (id) => document.getElementById(id);
+// the headset whose signal is shown (?stream=ID); null: the service's first, until /status
+// lists two or more streams and the first is chosen explicitly
+let chosen = params.get("stream");
 $("ws-url").textContent = wsBase + "/ws/events";
 if (token) $("metrics-link").title = "needs the header Authorization: Bearer <token>";
 
 // --- signal buffer: one ring per channel, times shared ------------------------------------------
 const sig = {
-  channels: [], rate: 32, n: 0, head: 0, size: 0,
+  stream: null, channels: [], rate: 32, n: 0, head: 0, size: 0,
   data: [], times: null,
   latest: null, latestArrival: 0,
 };
@@ -56,9 +59,15 @@ function pushFrame(frame) {
 // --- artifact spans (by event id) and fault spans ---------------------------------------------
 const spans = new Map();
 
-function addSpan(key, label, start, end) {
-  spans.set(key, { label, start, end });
+function addSpan(key, label, start, end, stream) {
+  spans.set(key, { label, start, end, stream });
   if (spans.size > 500) spans.delete(spans.keys().next().value);
+}
+
+// spans of the headset on screen (another headset's artifacts are not this signal's)
+function visibleSpans() {
+  const all = [...spans.values()];
+  return chosen === null ? all : all.filter((span) => span.stream === chosen);
 }
 
 // --- drawing ------------------------------------------------------------------------------------
@@ -103,7 +112,7 @@ function draw() {
 
   // artifact spans
   if (now !== null) {
-    for (const span of spans.values()) {
+    for (const span of visibleSpans()) {
       const end = span.end === null ? now : span.end;
       if (end < now - WINDOW_S || span.start > now) continue;
       const x0 = Math.max(left, x(span.start)), x1 = Math.min(left + plotW, x(end));
@@ -163,8 +172,9 @@ requestAnimationFrame(draw);
 // --- websockets with reconnection ---------------------------------------------------------------
 function keepConnected(name, makeUrl, onMessage, onState) {
   let delay = 500;
+  let ws = null;
   function open() {
-    const ws = new WebSocket(makeUrl());
+    ws = new WebSocket(makeUrl());
     ws.onopen = () => { delay = 500; onState(true); };
     ws.onmessage = (e) => onMessage(JSON.parse(e.data));
     ws.onclose = (e) => {
@@ -175,13 +185,41 @@ function keepConnected(name, makeUrl, onMessage, onState) {
     };
   }
   open();
+  // reopen at once with a fresh URL (another stream chosen)
+  return { restart() { delay = 0; if (ws) ws.close(); } };
 }
 
 // signal
-keepConnected("signal", () => wsUrl("/ws/signal"), (msg) => {
-  if (msg.type === "signal_info") resetSignal(msg.channels, msg.rate);
-  else if (msg.type === "signal") pushFrame(msg);
+const signal = keepConnected("signal", () => wsUrl("/ws/signal", chosen ? { stream: chosen } : {}), (msg) => {
+  if (msg.type === "signal_info") {
+    resetSignal(msg.channels, msg.rate);
+    sig.stream = msg.stream;
+  } else if (msg.type === "signal") pushFrame(msg);
 }, () => {});
+
+function choose(stream) {
+  if (stream === chosen) return;
+  chosen = stream;
+  $("stream").value = stream;
+  const q = new URLSearchParams(location.search);
+  q.set("stream", stream);
+  history.replaceState(null, "", "?" + q.toString());  // a reload keeps the choice
+  signal.restart();
+}
+$("stream").addEventListener("change", (e) => choose(e.target.value));
+
+// the headset picker lists the streams of /status; shown from two streams on
+function updateStreams(ids) {
+  const select = $("stream");
+  const have = [...select.options].map((o) => o.value);
+  if (have.join("\n") !== ids.join("\n")) {
+    select.innerHTML = "";
+    for (const id of ids) select.append(new Option(id, id));
+  }
+  $("stream-picker").hidden = ids.length < 2;
+  if (ids.length >= 2 && (chosen === null || !ids.includes(chosen))) choose(ids[0]);
+  else if (chosen !== null) select.value = chosen;
+}
 
 // events: reconnect with ?since= so nothing is missed
 let lastSeq = null;
@@ -195,7 +233,7 @@ function fmtTime(unix) {
 }
 
 function showEvent(ev) {
-  addSpan(ev.id, ev.label, ev.onset_lsl, ev.phase === "final" ? ev.offset_lsl : null);
+  addSpan(ev.id, ev.label, ev.onset_lsl, ev.phase === "final" ? ev.offset_lsl : null, ev.stream_id);
   let row = rows.get(ev.id);
   if (!row) {
     row = document.createElement("li");
@@ -227,13 +265,20 @@ function showEvent(ev) {
   const meta = document.createElement("span");
   meta.className = "meta";
   meta.textContent = `${Math.round(ev.confidence * 100)}% · ${ev.duration.toFixed(2)} s`;
+  row.title = ev.stream_id;
   row.append(time, label, meta);
+  if ($("stream").options.length > 1) {  // several headsets: say whose
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = ev.stream_id;
+    row.append(who);
+  }
 }
 
 const streamLog = $("stream-log");
 function showStatus(msg) {
   if (msg.status === "signal_fault" && msg.start_lsl !== null) {
-    addSpan("fault-" + msg.seq, "fault", msg.start_lsl, msg.end_lsl);
+    addSpan("fault-" + msg.seq, "fault", msg.start_lsl, msg.end_lsl, msg.stream_id);
   }
   const li = document.createElement("li");
   const bad = !["connected", "recovered"].includes(msg.status);
@@ -306,6 +351,7 @@ async function pollStatus() {
       ["clients", st.clients],
     ];
     const streams = (st.pipeline && st.pipeline.streams) || {};
+    updateStreams(Object.keys(streams));
     for (const [id, info] of Object.entries(streams)) {
       rows.push(["stream", id, "head"], ...STREAM_FIELDS.filter(([k]) => k in info).map(([k, name, f]) => [name, f(info[k])]));
     }

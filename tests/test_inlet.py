@@ -63,6 +63,8 @@ def test_emotivpro_19_channel_layout_maps_electrodes_and_counter() -> None:
     cmap = map_channels(["EEG." + x if x in ELECTRODES else x for x in EMOTIV_19], "s")
     np.testing.assert_array_equal(cmap.electrodes, np.arange(3, 17))
     assert cmap.counter == 1
+    assert cmap.interpolated == 2  # EmotivPRO's "Interpolate": flags events live
+    assert map_channels(list(ELECTRODES), "s").interpolated is None
     unlabelled = map_channels([None] * 19, "s")
     np.testing.assert_array_equal(unlabelled.electrodes, np.arange(3, 17))
     np.testing.assert_array_equal(map_channels([None] * 14, "s").electrodes, np.arange(14))

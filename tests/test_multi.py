@@ -610,3 +610,31 @@ def test_stream_specs_follow_the_serve_flags() -> None:
     assert specs(stream_name=["a"], source_id="x") == [("a", "EEG", "x")]
     with pytest.raises(EegstreamError, match=r"--source-id x names one stream .* 2 times"):
         specs(stream_name=["a", "b"], source_id="x")
+
+
+def test_live_events_carry_the_interpolated_flag_like_offline_detection(
+    engine: Engine, bundle: ModelBundle, settings: Settings, wait_for: WaitFor
+) -> None:
+    import dataclasses
+
+    from eegstream.offline import flag_events
+    from eegstream.simulate import simulate_recording
+
+    rec = simulate_recording(60.0, 8105, blink_rate=24.0, clench_rate=8.0)
+    interpolated = np.zeros(rec.n_samples, dtype=bool)
+    for marker in rec.markers[::2]:  # every other artifact: 3 samples filled in by the source
+        interpolated[marker.sample + 6 : marker.sample + 9] = True
+    rec = dataclasses.replace(rec, interpolated=interpolated)
+    expected = flag_events(offline_finals(engine, bundle, settings, rec), rec)
+    flagged = [e for e in expected if "interpolated" in e.flags]
+    assert 0 < len(flagged) < len(expected)  # both kinds, so the comparison means something
+
+    name = f"eegstream-test-interp-{uuid.uuid4().hex[:8]}"
+    player = Player(rec, name=name, source_id=name, speed=16, wait_for_consumer=30, markers=False)
+    sink = Messages()
+    with player, MultiStreamPipeline(engine, bundle.features, settings, sink, streams=[name]) as p:
+        assert wait_for(lambda: p.status()["streams"][name]["samples"] >= rec.n_samples, timeout=60)
+    got = sink.events(stream=name)
+    assert player.start_time is not None
+    assert_same_events(got, expected, player.start_time, rec.timestamps[0])
+    assert [e.flags for e in got] == [e.flags for e in expected]

@@ -51,6 +51,8 @@ EMOTIV_LSL_LAYOUT: tuple[str, ...] = (
     "TIMESTAMP", "COUNTER", "INTERPOLATE", *ELECTRODES, "HARDWAREMARKER", "MARKERS",
 )  # fmt: skip
 _COUNTER_LABELS = frozenset({"COUNTER"})
+#: EmotivPRO's flag of samples it filled in after a lost packet (``Interpolate`` on its outlet).
+_INTERPOLATED_LABELS = frozenset({"INTERPOLATE", "INTERPOLATED"})
 _GAP_FACTOR = 1.5  #: a step longer than 1.5 sample periods is a gap
 _FORGET_S = 2.0  #: seconds the background search remembers an outlet that stopped answering
 _SEARCH_POLL_S = 0.25  #: seconds between looks at the background search's results
@@ -133,6 +135,7 @@ class ChannelMap:
     electrodes: npt.NDArray[np.intp]  #: stream column of each electrode
     counter: int | None  #: stream column of a sample counter, if any
     ignored: tuple[str, ...]  #: labels of the other channels
+    interpolated: int | None = None  #: stream column of EmotivPRO's interpolation flag, if any
 
 
 def map_channels(labels: Sequence[str | None], source: str) -> ChannelMap:
@@ -171,9 +174,12 @@ def map_channels(labels: Sequence[str | None], source: str) -> ChannelMap:
         )
     electrodes = np.array([column[e] for e in ELECTRODES], dtype=np.intp)
     counter = next((i for i, n in enumerate(names) if n in _COUNTER_LABELS), None)
+    interpolated = next((i for i, n in enumerate(names) if n in _INTERPOLATED_LABELS), None)
     used = set(electrodes.tolist())
     ignored = tuple(str(labels[i]) for i in range(len(labels)) if i not in used)
-    return ChannelMap(electrodes=electrodes, counter=counter, ignored=ignored)
+    return ChannelMap(
+        electrodes=electrodes, counter=counter, ignored=ignored, interpolated=interpolated
+    )
 
 
 # --- resolving ----------------------------------------------------------------------------------
@@ -291,6 +297,9 @@ class Chunk:
     gaps: tuple[Gap, ...] = ()
     nonfinite: int = 0  #: samples of ``data`` with a NaN or infinite value on any electrode
     raw: F64 = field(default_factory=lambda: np.empty((0, 0)))  #: all stream channels, as pulled
+    #: LSL times of the samples the source marked as interpolated (EmotivPRO's ``Interpolate``
+    #: channel; at the source rate), usually none
+    interpolated: F64 = field(default_factory=lambda: np.empty(0))
 
     @property
     def n(self) -> int:
@@ -393,6 +402,7 @@ class EEGInlet:
         self._search_stop = threading.Event()
         self._idle = threading.Event()  # never set: a timed wait that a stop could interrupt
         self._empty = Chunk(np.empty((0, len(ELECTRODES))), np.empty(0))
+        self._no_times: F64 = np.empty(0)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -555,7 +565,12 @@ class EEGInlet:
         self.stats.samples += int(data.shape[0])
         self.stats.chunks += 1
         self.stats.nonfinite_samples += nonfinite
-        return Chunk(data, times, gaps, nonfinite, raw)
+        interpolated = self._no_times
+        if channels.interpolated is not None:
+            flagged = raw[:, channels.interpolated] > 0
+            if flagged.any():  # rare: a copy, so it outlives the buffers
+                interpolated = ts[flagged].copy()
+        return Chunk(data, times, gaps, nonfinite, raw, interpolated)
 
     def _find_gaps(self, raw: F64, ts: F64, period: float) -> list[_Cut]:
         """Positions (in the pulled chunk) where samples are missing, with the evidence."""

@@ -78,6 +78,8 @@ _TICKS_KEPT = 2000
 #: behind, this bounds one tick (all streams' windows in one batch) to a few seconds of work,
 #: so messages keep flowing while it catches up instead of arriving in one burst per minute.
 _MAX_CHUNK = 256
+#: Interpolated-sample times kept per stream to flag events (8 s of them at 128 Hz).
+_INTERPOLATED_KEPT = 1024
 #: Seconds a stream that failed to open during discovery is left alone before another try.
 _RETRY_REJECTED_S = 30.0
 
@@ -157,6 +159,8 @@ class _Stream:
         self.nan_span: tuple[float, float] | None = None
         self.nan_electrodes: set[str] = set()
         self.nan_reported_at = -math.inf
+        #: LSL times of the newest samples the source marked as interpolated (rare)
+        self.interpolated: deque[float] = deque(maxlen=_INTERPOLATED_KEPT)
 
     @property
     def state(self) -> str:
@@ -511,7 +515,7 @@ class MultiStreamPipeline:
             for s in self._active:
                 try:
                     if self._error is None:  # a failed scheduler has reported itself
-                        self._emit_all(s, self._stamp(s.detector.flush(), s.pulled_unix))
+                        self._emit_all(s, self._stamp(s, s.detector.flush()))
                         self._emit(s, self._status(s, "stopped"))
                 except Exception as exc:  # the sink failed: surface it like a thread failure
                     self._error = self._error or exc
@@ -654,7 +658,7 @@ class MultiStreamPipeline:
             self._windows += m
             self._largest_batch = max(self._largest_batch, m)
         for s, b, p in zip(touched, batches, probs, strict=True):
-            self._emit_all(s, self._stamp(s.detector.apply(b, p), s.pulled_unix))
+            self._emit_all(s, self._stamp(s, s.detector.apply(b, p)))
 
     def _pull(self, s: _Stream, unix_offset: float) -> bool:
         """One stream's pull: connection events, gaps, samples into the detector."""
@@ -670,7 +674,7 @@ class MultiStreamPipeline:
         for gap in chunk.gaps:  # rare: the samples before the gap are decided right away
             with s.lock:
                 det.ingest(data[prev : gap.index], ts[prev : gap.index], unix_offset)
-            self._emit_all(s, self._stamp(det.mark_gap(gap.start_lsl, gap.end_lsl), s.pulled_unix))
+            self._emit_all(s, self._stamp(s, det.mark_gap(gap.start_lsl, gap.end_lsl)))
             prev = gap.index
             info = {
                 "missing_samples": gap.missing,
@@ -685,6 +689,8 @@ class MultiStreamPipeline:
             det.ingest(data[prev:], ts[prev:], unix_offset)
         if chunk.nonfinite:
             self._note_nan(s, data, ts, chunk.nonfinite)
+        if chunk.interpolated.size:
+            s.interpolated.extend(chunk.interpolated.tolist())
         s.last_ts = float(ts[-1])
         return True
 
@@ -695,7 +701,7 @@ class MultiStreamPipeline:
         if event.kind == "lost":
             s.lost_since = time.monotonic()
             # close the open event now, not after recovery
-            self._emit_all(s, self._stamp(s.detector.flush(), s.pulled_unix))
+            self._emit_all(s, self._stamp(s, s.detector.flush()))
         else:
             s.lost_since = None
         start = event.time_lsl if event.kind == "lost" else None
@@ -737,7 +743,7 @@ class MultiStreamPipeline:
     def _drop(self, s: _Stream) -> None:
         """Remove a stream entirely (``remove``)."""
         if s.active:
-            self._emit_all(s, self._stamp(s.detector.flush(), s.pulled_unix))
+            self._emit_all(s, self._stamp(s, s.detector.flush()))
             self._emit(s, self._status(s, "stopped", detail={"reason": "removed"}))
         self._deactivate(s)
         s.inlet.disconnect()
@@ -873,14 +879,24 @@ class MultiStreamPipeline:
         s.nan_reported_at = now
 
     @staticmethod
-    def _stamp(messages: list[Message], pulled_unix: float) -> list[Message]:
-        """Artifact events become :class:`LiveArtifactEvent` carrying the pull time."""
-        return [
-            LiveArtifactEvent(**m.model_dump(), pulled_unix=pulled_unix)
-            if isinstance(m, ArtifactEvent)
-            else m
-            for m in messages
-        ]
+    def _stamp(s: _Stream, messages: list[Message]) -> list[Message]:
+        """Artifact events become :class:`LiveArtifactEvent`, with the pull time.
+
+        They are flagged ``interpolated`` when the source filled in samples between onset and
+        offset, as ``eegstream detect`` flags them from the recording's column.
+        """
+        out: list[Message] = []
+        for m in messages:
+            if isinstance(m, ArtifactEvent):
+                flags = m.flags
+                if "interpolated" not in flags and any(
+                    m.onset_lsl <= t <= m.offset_lsl for t in s.interpolated
+                ):
+                    flags = [*flags, "interpolated"]
+                fields = m.model_dump(exclude={"flags"})
+                m = LiveArtifactEvent(**fields, flags=flags, pulled_unix=s.pulled_unix)
+            out.append(m)
+        return out
 
     @staticmethod
     def _status(

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 DEFAULT_NAME = "EmotivDataStream-EEG"
 #: Label of the optional extra channel that carries each sample's running index.
 SAMPLE_INDEX_LABEL = "SampleIndex"
+#: Label of the interpolation flag channel (EmotivPRO's outlet calls it ``Interpolate``).
+INTERPOLATED_LABEL = "Interpolated"
 #: Seconds the CLI keeps the outlets open after the last sample so inlets can drain them.
 _LINGER_S = 1.0
 
@@ -137,9 +139,15 @@ class Player:
         self.start_lsl = start_lsl
         self.fs = float(recording.fs)
 
-        n_ch = len(ELECTRODES) + int(sample_index)
+        # EmotivPRO's outlet flags the samples it filled in after a lost packet: so does the
+        # replay, when the recording says which (``EEG.Interpolated``).
+        self.interpolated = recording.interpolated is not None
+        columns = [np.asarray(recording.data, dtype=np.float64)]
+        if recording.interpolated is not None:
+            columns.append(recording.interpolated[:, None].astype(np.float64))
+        n_ch = len(ELECTRODES) + int(self.interpolated) + int(sample_index)
         # Converted once: each push is then a slice of this array (no per-chunk conversion).
-        self._data = np.ascontiguousarray(recording.data, dtype=np.float32)
+        self._data = np.ascontiguousarray(np.hstack(columns), dtype=np.float32)
         self._offsets = _relative_times(recording)
         self._period = float(self._offsets[-1]) + 1.0 / self.fs  # one pass, for --loop
         self._buf = np.zeros((self.chunk, n_ch), dtype=np.float32)  # used with sample_index
@@ -253,6 +261,11 @@ class Player:
             ch.append_child_value("label", label)
             ch.append_child_value("unit", "microvolts")
             ch.append_child_value("type", "EEG")
+        if self.interpolated:
+            ch = channels.append_child("channel")
+            ch.append_child_value("label", INTERPOLATED_LABEL)
+            ch.append_child_value("unit", "boolean")
+            ch.append_child_value("type", "misc")
         if self.sample_index:
             ch = channels.append_child("channel")
             ch.append_child_value("label", SAMPLE_INDEX_LABEL)
@@ -319,7 +332,7 @@ class Player:
             return self._data[start:end]
         m = end - start
         buf = self._buf[:m]
-        buf[:, : len(ELECTRODES)] = self._data[start:end]
+        buf[:, :-1] = self._data[start:end]
         np.add(self._ramp[:m], float(self.samples_pushed), out=buf[:, -1], casting="same_kind")
         return buf
 

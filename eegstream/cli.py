@@ -219,11 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands that talk to liblsl (the others never load it).
+_LSL_COMMANDS = frozenset({"replay", "serve", "demo", "bench"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line on stderr and exit 2."""
     args = build_parser().parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command in _LSL_COMMANDS and not args.verbose:
+        from eegstream.stream.lslconfig import quiet_liblsl
+
+        quiet_liblsl()  # before liblsl starts: its INFO lines only with -v
     try:
         return int(args.handler(args))
     except EegstreamError as exc:

@@ -42,6 +42,14 @@ def _chromium() -> str:
     return path
 
 
+def _page(browser: Any, errors: list[str]) -> Any:
+    """A dashboard-sized page whose script errors and console errors land in ``errors``."""
+    page = browser.new_page(viewport={"width": 1400, "height": 860})
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return page
+
+
 def _require_model() -> None:
     from eegstream.bundle import ModelBundle
     from eegstream.settings import Settings
@@ -84,12 +92,7 @@ def test_dashboard_shows_live_signal_and_events(lsl_name: str, source_id: str) -
         ):
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.on(
-                    "console",
-                    lambda msg: errors.append(msg.text) if msg.type == "error" else None,
-                )
+                page = _page(browser, errors)
                 page.goto(f"{server.url}/?token={token}")
                 page.wait_for_selector("#conn.on", timeout=20_000)
                 # the signal arrives: the canvas has 10 s of 14 channels to draw
@@ -145,12 +148,7 @@ def test_dashboard_picks_the_headset_whose_signal_it_shows(lsl_name: str) -> Non
         ):
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 860})
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.on(
-                    "console",
-                    lambda msg: errors.append(msg.text) if msg.type == "error" else None,
-                )
+                page = _page(browser, errors)
                 page.goto(f"{server.url}/?stream={names[1]}")
                 # the picker appears with both headsets; the signal is the one asked for
                 page.wait_for_selector("#stream-picker:not([hidden])", timeout=20_000)

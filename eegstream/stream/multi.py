@@ -35,7 +35,7 @@ import threading
 import time
 import types
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.preprocess import FeaturePipeline
 from eegstream.settings import ELECTRODES, FS, Settings
 from eegstream.stream.inlet import EEGInlet, InletEvent, StreamDescription
+from eegstream.stream.threads import ThreadOwner
 
 if TYPE_CHECKING:
     from eegstream.service.api import ModelInfo
@@ -230,7 +231,7 @@ def _key(desc: StreamDescription) -> str:
 # --- the pipeline -----------------------------------------------------------------------------------
 
 
-class MultiStreamPipeline:
+class MultiStreamPipeline(ThreadOwner):
     """Runs many live streams in one thread, batching all due windows into one engine call.
 
     Parameters
@@ -282,6 +283,7 @@ class MultiStreamPipeline:
         model: ModelInfo | None = None,
         owns_engine: bool = False,
     ) -> None:
+        super().__init__()
         for name, value in (
             ("poll_interval", poll_interval),
             ("detach_after", detach_after),
@@ -314,10 +316,8 @@ class MultiStreamPipeline:
         self._lock = threading.Lock()  # _streams/_keys (read by status and discovery)
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._rejected: dict[str, tuple[float, str, str]] = {}  # uid -> (monotonic, what, why)
-        self._thread: threading.Thread | None = None
         self._discovery: threading.Thread | None = None
         self._stop = threading.Event()
-        self._error: BaseException | None = None
         self._closed = False
         self._reset_counters()
         for s in streams:
@@ -527,22 +527,6 @@ class MultiStreamPipeline:
             self._closed = True
             self.engine.close()
         self.check()
-
-    def check(self) -> None:
-        """Raise (once) the exception that stopped the scheduler, if any."""
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    @property
-    def running(self) -> bool:
-        """True while the scheduler thread is alive."""
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def error(self) -> BaseException | None:
-        """The exception that stopped the scheduler (kept until :meth:`check` raises it)."""
-        return self._error
 
     def __enter__(self) -> MultiStreamPipeline:
         self.start()
@@ -755,12 +739,16 @@ class MultiStreamPipeline:
 
     # --- commands from other threads ------------------------------------------------------------
 
-    def _run_commands(self) -> None:
+    def _pending(self) -> Iterator[tuple[Any, ...]]:
+        """The commands queued so far, taken one by one."""
         while True:
             try:
-                cmd = self._commands.get_nowait()
+                yield self._commands.get_nowait()
             except queue.Empty:
                 return
+
+    def _run_commands(self) -> None:
+        for cmd in self._pending():
             try:
                 if cmd[0] == "attach":
                     s = cmd[1]
@@ -786,11 +774,7 @@ class MultiStreamPipeline:
 
     def _drain_commands(self) -> None:
         """After the scheduler stopped: attaches that came too late are closed, waiters freed."""
-        while True:
-            try:
-                cmd = self._commands.get_nowait()
-            except queue.Empty:
-                return
+        for cmd in self._pending():
             if cmd[0] == "attach" and not cmd[1].active:
                 cmd[1].inlet.disconnect()
             if len(cmd) > 2 and cmd[2] is not None:

@@ -25,6 +25,7 @@ from eegstream import __version__
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
 from eegstream.settings import ELECTRODES
+from eegstream.stream.threads import ThreadOwner
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _relative_times(recording: Recording) -> npt.NDArray[np.float64]:
     return np.arange(n, dtype=np.float64) / fs
 
 
-class Player:
+class Player(ThreadOwner):
     """Publishes a :class:`Recording` on LSL from a background thread.
 
     Parameters
@@ -110,6 +111,7 @@ class Player:
         wait_for_consumer: float = 0.0,
         start_lsl: float | None = None,
     ) -> None:
+        super().__init__()
         if not (math.isfinite(speed) and speed >= 0):
             raise EegstreamError(
                 f"speed must be a number >= 0 (1 = real time, 0 = as fast as possible); got {speed}"
@@ -158,10 +160,8 @@ class Player:
 
         self._outlet: pylsl.StreamOutlet | None = None
         self._marker_outlet: pylsl.StreamOutlet | None = None
-        self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._finished = threading.Event()
-        self._error: BaseException | None = None
         self.start_time: float | None = None  #: LSL time stamped on the first sample
         self.samples_pushed = 0
         self.markers_pushed = 0
@@ -207,24 +207,12 @@ class Player:
         # Dropping the last reference destroys the outlet (pylsl frees it in __del__).
         self._outlet = None
         self._marker_outlet = None
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    @property
-    def running(self) -> bool:
-        """True while the thread is still pushing samples."""
-        return self._thread is not None and self._thread.is_alive()
+        self.check()
 
     @property
     def finished(self) -> bool:
         """True once every sample was pushed (never with ``loop=True``)."""
         return self._finished.is_set()
-
-    @property
-    def error(self) -> BaseException | None:
-        """The exception that stopped the player thread, if any."""
-        return self._error
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the whole recording was pushed (or ``timeout``); return ``finished``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 from eegstream.bundle import ModelBundle
 from eegstream.engines import load_engine
@@ -53,16 +54,7 @@ def stream_specs(settings: Settings) -> list[StreamSpec]:
 
 def resolve_specs(specs: Sequence[StreamSpec], timeout: float) -> list[StreamSpec]:
     """The same specs with their streams resolved now (an error names the missing one)."""
-    return [
-        StreamSpec(
-            name=s.name,
-            stype=s.stype,
-            source_id=s.source_id,
-            stream_id=s.stream_id,
-            info=resolve_stream(s.name, s.stype, s.source_id, timeout),
-        )
-        for s in specs
-    ]
+    return [replace(s, info=resolve_stream(s.name, s.stype, s.source_id, timeout)) for s in specs]
 
 
 def pipeline_factory(
@@ -97,24 +89,32 @@ def pipeline_factory(
     return factory
 
 
-def build_pipeline(settings: Settings, sink: Sink, metrics: Metrics) -> EventSource:
-    """Everything from the settings alone (the app's default when no factory is given)."""
+def _load(settings: Settings) -> tuple[ModelBundle, Engine]:
+    """The bundle and its engine, warmed up (closed again if the warm-up fails)."""
     bundle = ModelBundle.load(settings.model_dir)
     engine = load_engine(settings.backend, bundle, settings.max_batch)
-    engine.warmup()
+    try:
+        engine.warmup()
+    except BaseException:
+        engine.close()
+        raise
+    log.info("model %s (%s) on %s", bundle.name, bundle.sha256[:12], engine.name)
+    return bundle, engine
+
+
+def build_pipeline(settings: Settings, sink: Sink, metrics: Metrics) -> EventSource:
+    """Everything from the settings alone (the app's default when no factory is given)."""
+    bundle, engine = _load(settings)
     return pipeline_factory(settings, bundle, engine)(settings, sink, metrics)
 
 
 def preload(settings: Settings, *, poll_interval: float = POLL_INTERVAL_S) -> PipelineFactory:
     """Load the bundle and the engine and resolve the named streams now; return the factory."""
     specs = stream_specs(settings)
-    bundle = ModelBundle.load(settings.model_dir)
-    engine = load_engine(settings.backend, bundle, settings.max_batch)
+    bundle, engine = _load(settings)
     try:
-        engine.warmup()
-        specs = resolve_specs(specs, settings.resolve_timeout)
+        resolved = resolve_specs(specs, settings.resolve_timeout)
     except BaseException:
         engine.close()
         raise
-    log.info("model %s (%s) on %s", bundle.name, bundle.sha256[:12], engine.name)
-    return pipeline_factory(settings, bundle, engine, specs, poll_interval=poll_interval)
+    return pipeline_factory(settings, bundle, engine, resolved, poll_interval=poll_interval)

@@ -402,7 +402,6 @@ class EEGInlet:
         self._search_stop = threading.Event()
         self._idle = threading.Event()  # never set: a timed wait that a stop could interrupt
         self._empty = Chunk(np.empty((0, len(ELECTRODES))), np.empty(0))
-        self._no_times: F64 = np.empty(0)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -565,7 +564,7 @@ class EEGInlet:
         self.stats.samples += int(data.shape[0])
         self.stats.chunks += 1
         self.stats.nonfinite_samples += nonfinite
-        interpolated = self._no_times
+        interpolated = self._empty.interpolated  # none: shared, never written
         if channels.interpolated is not None:
             flagged = raw[:, channels.interpolated] > 0
             if flagged.any():  # rare: a copy, so it outlives the buffers

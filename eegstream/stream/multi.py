@@ -33,7 +33,6 @@ import math
 import queue
 import threading
 import time
-import types
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -527,18 +526,6 @@ class MultiStreamPipeline(ThreadOwner):
             self._closed = True
             self.engine.close()
         self.check()
-
-    def __enter__(self) -> MultiStreamPipeline:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # --- status -------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ import math
 import signal
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -144,12 +143,12 @@ class Player(ThreadOwner):
         # EmotivPRO's outlet flags the samples it filled in after a lost packet: so does the
         # replay, when the recording says which (``EEG.Interpolated``).
         self.interpolated = recording.interpolated is not None
-        columns = [np.asarray(recording.data, dtype=np.float64)]
+        columns: list[npt.NDArray[np.generic]] = [recording.data]
         if recording.interpolated is not None:
-            columns.append(recording.interpolated[:, None].astype(np.float64))
-        n_ch = len(ELECTRODES) + int(self.interpolated) + int(sample_index)
+            columns.append(recording.interpolated[:, None])
         # Converted once: each push is then a slice of this array (no per-chunk conversion).
         self._data = np.ascontiguousarray(np.hstack(columns), dtype=np.float32)
+        n_ch = self._data.shape[1] + int(sample_index)
         self._offsets = _relative_times(recording)
         self._period = float(self._offsets[-1]) + 1.0 / self.fs  # one pass, for --loop
         self._buf = np.zeros((self.chunk, n_ch), dtype=np.float32)  # used with sample_index
@@ -218,17 +217,6 @@ class Player(ThreadOwner):
         """Block until the whole recording was pushed (or ``timeout``); return ``finished``."""
         return self._finished.wait(timeout)
 
-    def __enter__(self) -> Player:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # --- stream descriptions --------------------------------------------------------------------
 
     def _eeg_info(self) -> pylsl.StreamInfo:
@@ -249,15 +237,12 @@ class Player(ThreadOwner):
             ch.append_child_value("label", label)
             ch.append_child_value("unit", "microvolts")
             ch.append_child_value("type", "EEG")
-        if self.interpolated:
+        extra = [(INTERPOLATED_LABEL, "boolean")] if self.interpolated else []
+        extra += [(SAMPLE_INDEX_LABEL, "samples")] if self.sample_index else []
+        for label, unit in extra:
             ch = channels.append_child("channel")
-            ch.append_child_value("label", INTERPOLATED_LABEL)
-            ch.append_child_value("unit", "boolean")
-            ch.append_child_value("type", "misc")
-        if self.sample_index:
-            ch = channels.append_child("channel")
-            ch.append_child_value("label", SAMPLE_INDEX_LABEL)
-            ch.append_child_value("unit", "samples")
+            ch.append_child_value("label", label)
+            ch.append_child_value("unit", unit)
             ch.append_child_value("type", "misc")
         return info
 

@@ -8,12 +8,15 @@ stored (the thread cannot raise to anyone), shown by ``error`` and raised once b
 from __future__ import annotations
 
 import threading
+import types
+from abc import ABC, abstractmethod
+from typing import Self
 
 __all__ = ["ThreadOwner"]
 
 
-class ThreadOwner:
-    """A background thread and the exception that stopped it, if any."""
+class ThreadOwner(ABC):
+    """A background thread and the exception that stopped it, if any; ``with`` starts/stops it."""
 
     def __init__(self) -> None:
         self._thread: threading.Thread | None = None
@@ -34,3 +37,23 @@ class ThreadOwner:
     def error(self) -> BaseException | None:
         """The exception that stopped the thread (kept until :meth:`check` raises it)."""
         return self._error
+
+    @abstractmethod
+    def start(self) -> object:
+        """Start the thread (nothing if it runs)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the thread and release what it used; raises its stored failure once."""
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -5,7 +5,8 @@ Layout (``models/default`` ships with the package)::
     model.onnx        float32 graph: input "features" [batch,10,33] -> output "probs" [batch,3]
     model.fp16.onnx   optional float16 variant (TensorRT strongly typed networks)
     model.keras       optional Keras model (the reference backend)
-    model.json        classes, electrodes, rate, window, filter, scaler, training, metrics, hashes
+    model.json        classes, electrodes, rate, window, filter, scaler, person-baseline prior
+                      (optional: without it features are absolute), training, metrics, hashes
 
 ``model.json`` records the sha256 of every model file, so a model file copied from another
 training run is caught at load time instead of producing silently wrong probabilities. Loading
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from eegstream.errors import EegstreamError
-from eegstream.preprocess import FeaturePipeline, Scaler, electrode_index
+from eegstream.preprocess import BaselinePrior, FeaturePipeline, Scaler, electrode_index
 from eegstream.settings import CLASSES, FS, N_BINS, PRE, WINDOW, default_model_dir
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,8 @@ class ModelBundle:
             )
         scaler = Scaler.from_dict(meta["scaler"])
         electrodes = tuple(meta["electrodes"])
-        features = FeaturePipeline(scaler, electrodes, fs=float(meta["fs"]))
+        prior = BaselinePrior.from_dict(meta["baseline"]) if "baseline" in meta else None
+        features = FeaturePipeline(scaler, electrodes, fs=float(meta["fs"]), prior=prior)
         content = hashlib.sha256()
         content.update(bytes.fromhex(files[ONNX_FILE]["sha256"]))
         content.update((directory / META_FILE).read_bytes())

@@ -28,6 +28,29 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_epoch_folder(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--epochs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"folder of labelled epochs <gesture>_<n>.csv: {what}",
+    )
+    p.add_argument(
+        "--label-map",
+        default=None,
+        metavar="G=CLASS,...",
+        help="gesture -> blink|jaw_clench|nothing (default: the MusEEG gestures, "
+        "hardblink=blink,bitelowerlip=jaw_clench, the rest nothing)",
+    )
+    p.add_argument(
+        "--epoch-fs",
+        type=float,
+        default=256.0,
+        help="sampling rate of the epoch files (128 or 256)",
+    )
+
+
 def _add_stream_select(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--stream-name", action="append", default=None, help="LSL stream name (repeatable)"
@@ -137,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recordings", type=Path, nargs="*", help="EmotivPRO CSVs with markers")
     p.add_argument("--simulate", type=int, default=0, help="also train on N simulated subjects")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (early stopping)")
+    _add_epoch_folder(p, "train on its training part (every epoch but each third), mixed in")
+    p.add_argument(
+        "--max-epochs", type=int, default=60, help="maximum training epochs (early stopping)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument(
         "--sim-duration", type=float, default=240.0, help="seconds per simulated subject"
@@ -150,9 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "bids"), default="jsonl", help="output format")
 
     p = add("evaluate", _cmd_evaluate, "Compare detections with the recordings' markers.")
-    p.add_argument("files", type=Path, nargs="+", help="marker-labelled recording CSVs")
+    p.add_argument("files", type=Path, nargs="*", help="marker-labelled recording CSVs")
     _add_backend(p)
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    _add_epoch_folder(p, "report per gesture and on a session joined from its held-out part")
+    p.add_argument(
+        "--part",
+        choices=("held-out", "train", "all"),
+        default="held-out",
+        help="which epochs of --epochs (default: the held-out third no training sees)",
+    )
+    p.add_argument(
+        "--plot", type=Path, default=None, help="with --epochs: draw the table and a timeline (PNG)"
+    )
+    p.add_argument(
+        "--as-labelled",
+        action="store_true",
+        help="with --epochs: keep rest epochs that hold a spontaneous blink as rest (default: "
+        "they count as blinks, gesture neutral_blink)",
+    )
 
     p = add("replay", _cmd_replay, "Publish a recording as a live LSL stream (plus its markers).")
     p.add_argument("file", type=Path, nargs="?", default=None, help="recording CSV (default: demo)")

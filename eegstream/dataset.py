@@ -45,7 +45,7 @@ import numpy.typing as npt
 
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
-from eegstream.preprocess import electrode_index, psd_features
+from eegstream.preprocess import electrode_index, log_power, psd_features, robust_location
 from eegstream.settings import ARTIFACT_LABELS, CLASSES, FS, MODEL_ELECTRODES, POST, PRE, WINDOW
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,9 @@ __all__ = [
     "WindowPlan",
     "class_weights",
     "drop_electrodes",
+    "person_locations",
     "plan_windows",
+    "resting_starts",
     "split_groups",
     "split_units",
     "window_psd",
@@ -385,3 +387,67 @@ def class_weights(y: I64, n_classes: int = len(CLASSES)) -> dict[int, float]:
             "contain them (or use --simulate N)"
         )
     return {i: float(len(y) / (n_classes * c)) for i, c in enumerate(counts)}
+
+
+#: Hop (samples) of the resting windows a training recording's person baseline is estimated from.
+RESTING_HOP: int = 16
+
+
+def resting_starts(
+    rec: Recording,
+    *,
+    config: WindowConfig | None = None,
+    confounders: I64 | None = None,
+    electrodes: Sequence[str] = MODEL_ELECTRODES,
+) -> I64:
+    """Starts of the windows where this recording's person is at rest (every ``RESTING_HOP``).
+
+    No sample of a labelled artifact (to its exclusion end plus ``margin``), of a known
+    confounder, or non-finite: what the live :class:`~eegstream.preprocess.PersonBaseline`
+    learns from once warm (windows judged "nothing").
+    """
+    cfg = config or WindowConfig()
+    cols = np.asarray(electrode_index(electrodes), dtype=np.int64)
+    n = rec.n_samples
+    onset, _, _, excl_end = _events(rec, cfg)
+    begin, end = [onset], [excl_end + cfg.margin]
+    if confounders is not None and len(confounders):
+        begin.append(confounders[:, 0])
+        end.append(confounders[:, 0] + confounders[:, 1])
+    blocked = _blocked_cumsum(n, np.concatenate(begin), np.concatenate(end))
+    bad = ~np.isfinite(rec.data[:, cols]).all(axis=1)
+    bad_cum = np.concatenate(([0], np.cumsum(bad, dtype=np.int64)))
+    s = np.arange(0, max(n - WINDOW + 1, 0), RESTING_HOP, dtype=np.int64)
+    ok = (blocked[s + WINDOW] - blocked[s] == 0) & (bad_cum[s + WINDOW] - bad_cum[s] == 0)
+    return np.asarray(s[ok], dtype=np.int64)
+
+
+def person_locations(
+    recordings: Sequence[Recording],
+    *,
+    config: WindowConfig | None = None,
+    confounders: Sequence[I64 | None] | None = None,
+    electrodes: Sequence[str] = MODEL_ELECTRODES,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Each recording's person baseline ``(recordings, electrodes, bins)``: location and spread.
+
+    The converged state of the live estimator, in batch form (:func:`robust_location` over the
+    recording's :func:`resting_starts` windows), so training features are relative exactly as
+    the detector's are once warm.
+    """
+    conf = list(confounders) if confounders is not None else [None] * len(recordings)
+    locs, spreads = [], []
+    for i, rec in enumerate(recordings):
+        starts = resting_starts(rec, config=config, confounders=conf[i], electrodes=electrodes)
+        if starts.shape[0] < 2:
+            raise EegstreamError(
+                f"{rec.source}: fewer than 2 resting windows (no artifact, no confounder) to "
+                "estimate the person baseline from; add rest to the recording"
+            )
+        plan = WindowPlan(
+            np.zeros(len(starts), np.int64), starts, np.zeros(len(starts), np.int64), starts
+        )
+        loc, spread = robust_location(log_power(window_psd([rec], plan, electrodes=electrodes)))
+        locs.append(loc)
+        spreads.append(spread)
+    return np.stack(locs), np.stack(spreads)

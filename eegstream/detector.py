@@ -20,13 +20,31 @@ segment (a segment restarts after every gap) and the next ones every ``settings.
 A window's *onset time* is the timestamp of its sample ``PRE`` (26): the model is trained with the
 artifact onset at 0.2 s into the window.
 
+Person baseline: with a bundle that carries a baseline prior, each window's features are
+log-power relative to this stream's :class:`~eegstream.preprocess.PersonBaseline`, which
+:meth:`Detector.apply` feeds with the classified windows (resting ones once warm). A batch never
+spans more than two of its 1 s blocks, so the state a window meets does not depend on chunking;
+:attr:`Detector.pending` says when windows are still due after a capped batch.
+
 Signal checks before classification (issue #9), all vectorised over the due windows:
 
 * **NaN/inf** on a model electrode: the window is skipped and counted (the inlet reports the
   samples themselves), and closes any open event.
 * **Signal fault**: a sample with ``|x - baseline| > settings.fault_limit_uv`` on a model
-  electrode that is not dead. Emotiv's rails (0 and ~8,400 uV, 14-bit ADC centred near 4,200 uV)
-  lie more than 4,000 uV from the baseline, so saturation is caught by the same test. Fault
+  electrode that is not dead, *unless the window is blink-shaped*. Emotiv's rails (0 and
+  ~8,400 uV, 14-bit ADC centred near 4,200 uV) lie more than 4,000 uV from the baseline, so
+  saturation is caught by the same test. **Every blink is a blink**: forced blinks on a real
+  EPOC+ reach 3,000-4,600 uV on F7/F8 with flat, saturated tops, physiological and exactly what
+  a user must be told about, so a window whose over-limit excursion has a blink's frontal shape
+  goes to the model instead (:func:`blink_shaped`): (1) nothing over the limit on T7/T8, (2) the
+  largest deflection of the window is on a frontal electrode (AF3, F7, F8, AF4), larger than on
+  FC5/FC6/F3/F4/T7/T8 (an eye's field falls off with distance from the eyes), and (3) both
+  sides deflect the same way with comparable size (the larger of AF3/F7 and of AF4/F8 share
+  their sign, the smaller at least ``BLINK_SYMMETRY`` (15 %) of the larger). A signal fault is
+  what is not physiological: one-sided or temporal excursions (an eyebrow raise that shifts
+  the headset by 3,000 uV on F7/FC5/T7), many electrodes railed at once without that frontal
+  shape, steps; NaN and packet loss are handled separately. On the real epochs
+  (``tests/test_real_epochs.py``) every forced blink passes and the headset shifts do not. Fault
   windows are not classified, close any open event, and each contiguous run of fault windows
   gives one ``signal_fault`` status (span = first..last faulty sample, electrodes involved),
   emitted when the run ends. The baseline is the running mean of the clean samples ingested so
@@ -45,7 +63,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,7 +74,7 @@ from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.preprocess import Baseline, FeaturePipeline
-from eegstream.settings import ARTIFACT_LABELS, ELECTRODES, FS, PRE, WINDOW, Settings
+from eegstream.settings import ARTIFACT_LABELS, ELECTRODES, FS, N_BINS, PRE, WINDOW, Settings
 from eegstream.stream.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -74,7 +92,9 @@ __all__ = [
     "EventBuilder",
     "Timing",
     "WindowBatch",
+    "blink_shaped",
     "estimate_times",
+    "featurize_batches",
     "lsl_clock",
 ]
 
@@ -87,6 +107,17 @@ DEAD_S: float = 2.0
 #: A timestamp step larger than this (or backwards) is a gap: no window spans it.
 #: 4 samples at 128 Hz: missing 1-2 samples is bridged, file timestamps jitter by < 1 sample.
 GAP_S: float = 4.0 / FS
+
+#: Blink-shaped excursions (see the module docstring): the smaller side's frontal peak is at
+#: least this fraction of the larger side's. Real EPOC+ forced blinks (MusEEG epochs): F7/F8
+#: ratio 0.47-0.89 (10th-90th percentile), lowest 0.18 (F7 601 vs F8 3,243 uV ptp); every
+#: headset shift of the EPOC+ eyebrow fixture stays a fault at 0.15 (T7 over the limit, or
+#: FC5 larger than any frontal electrode), so the side test is the loosest of the three.
+BLINK_SYMMETRY: float = 0.15
+#: Frontal electrodes by side, and where over-limit samples rule a blink out.
+BLINK_LEFT: tuple[str, ...] = ("AF3", "F7")
+BLINK_RIGHT: tuple[str, ...] = ("AF4", "F8")
+BLINK_NEVER_OVER: tuple[str, ...] = ("T7", "T8")
 
 #: Codes the event builder sees per window (artifact windows carry their label index >= 0).
 NOTHING = -1
@@ -480,6 +511,73 @@ class EventBuilder:
 # --------------------------------------------------------------------------------------------
 
 
+def featurize_batches(
+    features: FeaturePipeline, batches: Sequence[WindowBatch]
+) -> npt.NDArray[np.float32]:
+    """Model input of the classifiable windows of several batches (streams) in one pass.
+
+    One log-power computation over all windows, flat electrodes marked NaN (-> features 0, the
+    training mean, as electrode dropout taught), the log-power kept in each batch for its
+    person baseline to learn from, then each window standardised relative to its stream's
+    baseline location (``refs``).
+    """
+    parts = [b for b in batches if b.m]
+    if not parts:
+        return np.zeros((0, len(features.electrodes), N_BINS), np.float32)
+    windows = parts[0].windows if len(parts) == 1 else np.concatenate([b.windows for b in parts])
+    logp = features.log_power(windows)
+    flat = np.concatenate([b.flat for b in parts]) if len(parts) > 1 else parts[0].flat
+    if flat.any():
+        logp[flat] = np.nan
+    pos = 0
+    for b in parts:
+        if b.logp is not None:
+            b.logp[...] = logp[pos : pos + b.m]
+        pos += b.m
+    refs = [b.refs for b in parts]
+    if all(r is None for r in refs):
+        return features.standardise(logp)
+    if any(r is None for r in refs):
+        raise EegstreamError("featurize_batches: batches mix detectors with and without baselines")
+    ref = refs[0] if len(parts) == 1 else np.concatenate([r for r in refs if r is not None])
+    return features.standardise(logp, ref)
+
+
+def blink_shaped(
+    peak: FloatArray, over: npt.NDArray[np.bool_], electrodes: tuple[str, ...]
+) -> npt.NDArray[np.bool_]:
+    """Which over-limit windows have a blink's frontal shape (the rule in the module docstring).
+
+    ``peak`` ``(k, electrodes)`` is each electrode's signed deviation from the baseline at its
+    largest ``|deviation|`` in the window (0 for dead electrodes), ``over`` ``(k, electrodes)``
+    whether it crossed the fault limit. Vectorised over windows.
+    """
+    k = peak.shape[0]
+    names = list(electrodes)
+    need = (*BLINK_LEFT, *BLINK_RIGHT)
+    if k == 0 or any(e not in names for e in need):
+        return np.zeros(k, dtype=bool)
+    idx = {e: names.index(e) for e in names}
+    a = np.abs(peak)
+    frontal = [idx[e] for e in need]
+    others = [i for i in range(len(names)) if i not in frontal]
+    never = [idx[e] for e in BLINK_NEVER_OVER if e in idx]
+    ok = ~over[:, never].any(axis=1) if never else np.ones(k, dtype=bool)
+    if others:
+        ok &= a[:, frontal].max(axis=1) > a[:, others].max(axis=1)
+
+    def side(group: tuple[str, ...]) -> FloatArray:
+        cols = [idx[e] for e in group]
+        pick = a[:, cols].argmax(axis=1)
+        return np.asarray(peak[:, cols][np.arange(k), pick], dtype=np.float64)
+
+    left, right = side(BLINK_LEFT), side(BLINK_RIGHT)
+    big = np.maximum(np.abs(left), np.abs(right))
+    small = np.minimum(np.abs(left), np.abs(right))
+    ok &= (np.sign(left) == np.sign(right)) & (small >= BLINK_SYMMETRY * big)
+    return np.asarray(ok, dtype=bool)
+
+
 @dataclass
 class _FaultSpan:
     """An open run of signal-fault windows."""
@@ -513,6 +611,11 @@ class WindowBatch:
     dead: npt.NDArray[np.bool_]  #: (k, 14) dead at this window (with hysteresis)
     windows: FloatArray  #: (m, 14, 64) raw windows to classify
     flat: npt.NDArray[np.bool_]  #: (m, model electrodes) flat in the window: features -> 0
+    #: (m, model electrodes, bins) the person-baseline location each window is relative to
+    #: (None: the bundle has absolute features)
+    refs: npt.NDArray[np.float32] | None = None
+    #: (m, model electrodes, bins) filled by featurize: the log-power the baseline learns from
+    logp: npt.NDArray[np.float32] | None = None
     breaks: tuple[int, ...] = ()
 
     @property
@@ -565,6 +668,8 @@ class Detector:
         self.ring = RingBuffer(len(ELECTRODES), int(math.ceil(settings.buffer_seconds * FS)))
         self.baseline = Baseline(len(ELECTRODES), FS)
         self.builder = EventBuilder(settings, stream_id, clock=clock)
+        #: the person baseline of this stream's features (None: the bundle has absolute ones)
+        self.person = features.person_baseline(settings.hop)
         self._dead_n = int(round(DEAD_S * FS))
         self._reset_state()
 
@@ -573,6 +678,8 @@ class Detector:
         self.ring.reset()
         self.baseline.reset()
         self.builder.reset()
+        if self.person is not None:
+            self.person.reset()
         self._cursor = WINDOW  #: absolute end index of the next window
         self._segment_start = 0  #: first sample after the latest gap
         self._breaks: list[int] = []  #: gap positions not yet turned into window cursors
@@ -630,14 +737,12 @@ class Detector:
         out: list[Message] = []
         for a in range(0, max(1, x.shape[0]), step):
             self.ingest(x[a : a + step], t[a : a + step], unix_offset)
-            batch = self.due_windows()
-            out += self.apply(batch, self.classify(batch))
+            out += self._drain()
         return out
 
     def flush(self) -> list[Message]:
         """End of input: close the open event and any open signal-fault span."""
-        batch = self.due_windows()
-        return self.apply(batch, self.classify(batch)) + self._close_all()
+        return self._drain() + self._close_all()
 
     def mark_gap(self, start_lsl: float, end_lsl: float) -> list[Message]:
         """A gap reported by the source: close the open event; no window will span the gap.
@@ -649,8 +754,16 @@ class Detector:
             log.debug("gap %s..%s already seen in the timestamps", start_lsl, end_lsl)
             return []
         self._add_break(self.ring.total)
-        batch = self.due_windows()
-        return self.apply(batch, self.classify(batch)) + self._close_all()
+        return self._drain() + self._close_all()
+
+    def _drain(self) -> list[Message]:
+        """Classify and apply every due window, batch by batch."""
+        out: list[Message] = []
+        while True:
+            batch = self.due_windows()
+            out += self.apply(batch, self.classify(batch))
+            if not self.pending:
+                return out
 
     # -- stages, public for a multi-stream scheduler ------------------------------------------
 
@@ -677,12 +790,17 @@ class Detector:
             self._update_baseline(x)
 
     def due_windows(self) -> WindowBatch:
-        """Windows complete since the last call (advances the cursor), with signal checks."""
+        """Windows complete since the last call (advances the cursor), with signal checks.
+
+        With a person baseline a batch spans at most two of its blocks (``PersonBaseline``):
+        later windows stay due for the next call (``process`` loops; live they are a tick away).
+        """
         ends_parts: list[npt.NDArray[np.int64]] = []
         breaks: list[int] = []
         seg_parts: list[npt.NDArray[np.int64]] = []
         total = self.ring.total
         count = 0
+        cap: int | None = None
         while True:
             limit = self._breaks[0] if self._breaks else total
             first_ok = self.ring.oldest + WINDOW
@@ -691,13 +809,16 @@ class Detector:
                 self._counts["dropped_windows"] += skip
                 log.warning("%s: %d windows fell out of the buffer", self.stream_id, skip)
                 self._cursor += skip * self.settings.hop
-            if self._cursor <= limit:
-                e = np.arange(self._cursor, limit + 1, self.settings.hop, dtype=np.int64)
+            if cap is None and self.person is not None:
+                cap = self.person.max_end(self._cursor)
+            hi = limit if cap is None else min(limit, cap)
+            if self._cursor <= hi:
+                e = np.arange(self._cursor, hi + 1, self.settings.hop, dtype=np.int64)
                 ends_parts.append(e)
                 seg_parts.append(np.full(e.shape[0], self._segment_start, dtype=np.int64))
                 count += e.shape[0]
                 self._cursor = int(e[-1]) + self.settings.hop
-            if not self._breaks:
+            if not self._breaks or (cap is not None and self._breaks[0] > cap):
                 break
             b = self._breaks.pop(0)
             breaks.append(count)
@@ -708,6 +829,12 @@ class Detector:
         seg = np.concatenate(seg_parts) if seg_parts else np.zeros(0, dtype=np.int64)
         return self._check(ends, seg, tuple(breaks))
 
+    @property
+    def pending(self) -> bool:
+        """True while complete windows are still due (a capped batch left some behind)."""
+        limit = self._breaks[0] if self._breaks else self.ring.total
+        return bool(self._breaks) or self._cursor <= limit
+
     def classify(self, batch: WindowBatch) -> npt.NDArray[np.float32] | None:
         """Class probabilities ``(m, 3)`` of the batch's classifiable windows in ONE engine call."""
         if batch.m == 0:
@@ -716,10 +843,7 @@ class Detector:
 
     def featurize(self, batch: WindowBatch) -> npt.NDArray[np.float32]:
         """Model input ``(m, 10, 33)``: the shared feature path, flat electrodes set to 0."""
-        feats = self.features(batch.windows)
-        if batch.flat.any():
-            feats[batch.flat] = 0.0
-        return feats
+        return featurize_batches(self.features, [batch])
 
     def apply(self, batch: WindowBatch, probs: npt.NDArray[np.floating] | None) -> list[Message]:
         """Feed the batch's decisions (``probs`` of its ``m`` classifiable windows) to the builder."""
@@ -739,6 +863,10 @@ class Detector:
                     "pass classify(batch)'s result"
                 )
             p[batch.classify] = probs
+            if self.person is not None and batch.logp is not None:
+                na = len(ARTIFACT_LABELS)
+                resting = (probs.argmax(axis=1) == na) & (probs[:, :na].max(axis=1) < RELEASE)
+                self.person.observe(batch.ends[batch.classify], batch.logp, resting)
         self._counts["windows"] += k
         self._counts["classified"] += batch.m
         self._counts["nan_windows"] += int(batch.nan.sum())
@@ -838,6 +966,12 @@ class Detector:
             over = np.asarray((dev > self.settings.fault_limit_uv) & ~dead_m[:, :, None])
         fault_e = np.asarray(over.any(axis=2))
         fault = fault_e.any(axis=1) & ~nan
+        if fault.any():  # every blink is a blink: blink-shaped excursions are classified
+            fi = np.flatnonzero(fault)
+            sd = np.where(dead_m[fi][:, :, None], 0.0, wm[fi] - base[None, :, None])
+            at = np.abs(sd).argmax(axis=2)[:, :, None]
+            peak_sd = np.take_along_axis(sd, at, axis=2)[:, :, 0]
+            fault[fi[blink_shaped(peak_sd, fault_e[fi], self.model_electrodes)]] = False
         span = np.zeros((k, 2))
         peak = np.zeros(k)
         sustained = np.zeros(k, dtype=bool)
@@ -856,6 +990,8 @@ class Detector:
         settling = ~fault & (t[:, 0] - last_f <= FAULT_HOLDOFF_S)
         classify = ~nan & ~fault & ~settling
         flat = flat_all[:, self.index][classify]
+        m = int(classify.sum())
+        refs = None if self.person is None else self.person.refs(ends[classify])
         return WindowBatch(
             ends=ends,
             onset_times=t[:, PRE].copy(),
@@ -869,6 +1005,8 @@ class Detector:
             dead=dead,
             windows=w[classify],
             flat=flat,
+            refs=refs,
+            logp=np.empty((m, nm, N_BINS), np.float32),
             breaks=breaks,
         )
 

@@ -34,8 +34,10 @@ from eegstream.settings import ARTIFACT_LABELS
 __all__ = [
     "ClassReport",
     "EvaluationReport",
+    "GestureReport",
     "Match",
     "evaluate_messages",
+    "gesture_report",
     "match_events",
     "suggest_timing",
 ]
@@ -309,3 +311,150 @@ def _ms(x: float) -> str:
 def _clean(d: dict[str, Any]) -> dict[str, Any]:
     """NaN -> None so the JSON is valid."""
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+# -- labelled epochs: how often each gesture is called what ------------------------------------
+
+
+@dataclass
+class GestureReport:
+    """Per gesture of an epoch session: how many epochs were called blink / jaw_clench / nothing.
+
+    Each final event is attributed to the epoch its span overlaps most (an event that overlaps
+    none after the warm-up is dropped from the table but still counts in the event figures).
+    An epoch is "called" a label when at least one event of that label is attributed to it
+    (both labels can apply); "nothing" when none is. Epochs of the warm-up are left out.
+    Rest epochs (``rest_gesture``) give the false events per minute of rest.
+
+    ``shaped`` counts, per gesture, the epochs holding a blink-shaped deflection found by a
+    rule independent of the model (:func:`eegstream.io.epochs.spontaneous_blink`): people blink
+    while they move their tongue or eyes, and a blink detected there is no false alarm.
+    ``blink_unshaped`` is the blink calls among the other epochs of the gesture.
+    """
+
+    gestures: dict[str, dict[str, int]]  #: gesture -> {"epochs", "blink", "jaw_clench", "nothing"}
+    labels: dict[str, str]  #: gesture -> class it should be
+    rest_gesture: str
+    rest_s: float  #: seconds of rest epochs after the warm-up
+    rest_events: int  #: artifact events attributed to those rest epochs
+    warmup_s: float
+
+    @property
+    def rest_events_per_min(self) -> float:
+        """False artifact events per minute of rest after the warm-up."""
+        return self.rest_events / (self.rest_s / 60.0) if self.rest_s > 0 else math.nan
+
+    def rate(self, gesture: str, called: str) -> float:
+        """Share of the gesture's epochs called ``called`` (blink, jaw_clench or nothing)."""
+        g = self.gestures[gesture]
+        return g[called] / g["epochs"] if g["epochs"] else math.nan
+
+    def unshaped_blink_rate(self, gesture: str) -> float:
+        """Share of the gesture's epochs *without* a blink-shaped deflection called blink."""
+        g = self.gestures[gesture]
+        n = g["epochs"] - g["shaped"]
+        return g["blink_unshaped"] / n if n else math.nan
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON form."""
+        return _clean(
+            {
+                "warmup_s": self.warmup_s,
+                "rest_gesture": self.rest_gesture,
+                "rest_s": self.rest_s,
+                "rest_events": self.rest_events,
+                "rest_events_per_min": self.rest_events_per_min,
+                "gestures": {
+                    g: {
+                        **c,
+                        "class": self.labels[g],
+                        **{f"{k}_rate": self.rate(g, k) for k in (*ARTIFACT_LABELS, "nothing")},
+                        "blink_rate_without_blink_shape": self.unshaped_blink_rate(g),
+                    }
+                    for g, c in self.gestures.items()
+                },
+            }
+        )
+
+    def table(self) -> str:
+        """Fixed-width text: one row per gesture, the share of its epochs called each label."""
+        head = (
+            f"{'gesture':<14} {'class':<11} {'epochs':>6} {'blink':>7} {'jaw_clench':>10} "
+            f"{'nothing':>8}   {'blink-shaped':>12} {'blink of the others':>19}"
+        )
+        rows = [f"per gesture (epochs after the {self.warmup_s:g} s warm-up)", head]
+        for g, c in self.gestures.items():
+            unshaped = self.unshaped_blink_rate(g) if self.labels[g] == "nothing" else math.nan
+            rows.append(
+                f"{g:<14} {self.labels[g]:<11} {c['epochs']:>6} "
+                f"{_pct(self.rate(g, 'blink')):>7} {_pct(self.rate(g, 'jaw_clench')):>10} "
+                f"{_pct(self.rate(g, 'nothing')):>8}   {c['shaped']:>12} {_pct(unshaped):>19}"
+            )
+        rows.append(
+            f"rest ({self.rest_gesture}): {self.rest_events} artifact events in "
+            f"{self.rest_s / 60:.2f} min = {_f(self.rest_events_per_min, 2)}/min"
+        )
+        return "\n".join(rows)
+
+
+def gesture_report(
+    events: Iterable[ArtifactEvent],
+    spans: Sequence[tuple[str, float, float]],
+    labels: dict[str, str],
+    *,
+    warmup_s: float,
+    t0: float,
+    rest_gesture: str,
+    shaped: Sequence[bool] | None = None,
+) -> GestureReport:
+    """Attribute final events to epochs; ``spans`` are ``(gesture, start, stop)`` in seconds.
+
+    ``t0`` is the session's first timestamp (warm-up epochs start before ``t0 + warmup_s``);
+    ``shaped`` (aligned with ``spans``) marks epochs holding a blink-shaped deflection.
+    """
+    flags = list(shaped) if shaped is not None else [False] * len(spans)
+    keep = [i for i, (_, a, _) in enumerate(spans) if a >= t0 + warmup_s - 1e-9]
+    sp = [spans[i] for i in keep]
+    sp_shaped = [flags[i] for i in keep]
+    starts = np.array([a for _, a, _ in sp], dtype=np.float64)
+    stops = np.array([b for _, _, b in sp], dtype=np.float64)
+    called: list[set[str]] = [set() for _ in sp]
+    for e in events:
+        if e.phase != "final" or not sp:
+            continue
+        overlap = np.minimum(stops, e.offset_lsl) - np.maximum(starts, e.onset_lsl)
+        i = int(np.argmax(overlap))
+        if overlap[i] > 0 or starts[i] <= e.onset_lsl < stops[i]:
+            called[i].add(e.label)
+    gestures: dict[str, dict[str, int]] = {}
+    rest_s, rest_events = 0.0, 0
+    for (g, a, b), c, bs in zip(sp, called, sp_shaped, strict=True):
+        row = gestures.setdefault(
+            g,
+            dict.fromkeys(
+                ("epochs", "blink", "jaw_clench", "nothing", "shaped", "blink_unshaped"), 0
+            ),
+        )
+        row["epochs"] += 1
+        row["shaped"] += int(bs)
+        row["blink_unshaped"] += int(not bs and "blink" in c)
+        for lab in c:
+            row[lab] += 1
+        if not c:
+            row["nothing"] += 1
+        if g == rest_gesture:
+            rest_s += b - a
+            rest_events += len(c)
+    order = sorted(gestures, key=lambda g: (labels.get(g, "nothing") == "nothing", g))
+    return GestureReport(
+        {g: gestures[g] for g in order},
+        {g: labels.get(g, "nothing") for g in order},
+        rest_gesture,
+        rest_s,
+        rest_events,
+        warmup_s,
+    )
+
+
+def _pct(x: float) -> str:
+    return "-" if math.isnan(x) else f"{100 * x:.1f}%"

@@ -18,6 +18,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -33,14 +34,17 @@ from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, Settings
 
 if TYPE_CHECKING:
     from eegstream.bundle import ModelBundle
-    from eegstream.evaluate import EvaluationReport
+    from eegstream.evaluate import EvaluationReport, GestureReport
+    from eegstream.io.epochs import Epoch, EpochSession
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CHUNK_S",
+    "EpochEvaluation",
     "detect_messages",
     "detect_recording",
+    "evaluate_epochs",
     "run_detect",
     "run_evaluate",
     "write_bids",
@@ -305,32 +309,53 @@ def evaluate_recording(
     return evaluate_messages(msgs, rec.markers, rec.duration, name=_stream_id(rec))
 
 
+def _check_out_path(flag: str, path: Path | None) -> None:
+    """An output path's folder must exist (checked before minutes of detection, not after)."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise EegstreamError(f"{flag} {path} is a folder; give a file name")
+    if not path.resolve().parent.is_dir():
+        raise EegstreamError(
+            f"{flag} {path}: folder {path.resolve().parent} does not exist; create it first"
+        )
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
-    """``eegstream evaluate FILE... [--backend] [--model] [--json PATH]``: table on stdout."""
+    """``eegstream evaluate FILE... | --epochs DIR [--plot PNG] [--json PATH]``: tables on stdout."""
     from eegstream.evaluate import EvaluationReport
 
-    if args.json is not None and not Path(args.json).resolve().parent.is_dir():
-        raise EegstreamError(
-            f"--json {args.json}: folder {Path(args.json).resolve().parent} does not exist; "
-            "create it first"
-        )
+    _check_out_path("--json", args.json)
+    _check_out_path("--plot", args.plot)
+    if args.plot is not None and args.epochs is None:
+        raise EegstreamError("--plot needs --epochs DIR (it draws the per-gesture evaluation)")
+    if not args.files and args.epochs is None:
+        raise EegstreamError("nothing to evaluate: pass recording CSVs and/or --epochs DIR")
     settings, bundle, engine = _load(args)
     reports: list[EvaluationReport] = []
+    blocks: list[str] = []
+    doc: dict[str, object] = {}
     try:
         for path in args.files:
             rec = _read(path)
             reports.append(evaluate_recording(rec, engine, bundle.features, settings))
+            blocks.append(reports[-1].table())
+        if args.epochs is not None:
+            epoch_report, gesture_table, doc["epochs"] = _evaluate_epochs(
+                args, engine, bundle, settings
+            )
+            reports.append(epoch_report)
+            blocks += [gesture_table, epoch_report.table()]
     finally:
         engine.close()
     total = EvaluationReport("all files", 0.0, {})
     for r in reports:
         total.merge(r)
-    blocks = [r.table() for r in reports]
     if len(reports) > 1:
         blocks.append(total.table())
     print("\n\n".join(blocks))  # noqa: T201 -- the command's result goes to stdout
     if args.json is not None:
-        doc = {
+        doc |= {
             "model": str(bundle.dir),
             "model_sha256": bundle.sha256,
             "backend": engine.name,
@@ -343,3 +368,93 @@ def run_evaluate(args: argparse.Namespace) -> int:
         }
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+@dataclass
+class EpochEvaluation:
+    """Detection over a session joined from labelled epochs, scored two ways."""
+
+    session: EpochSession
+    messages: list[Message]
+    gestures: GestureReport  #: per gesture: how often called blink / jaw_clench / nothing
+    events: EvaluationReport  #: event figures against the blink / jaw-clench onsets
+
+    @property
+    def finals(self) -> list[ArtifactEvent]:
+        """The final-phase artifact events."""
+        return [m for m in self.messages if isinstance(m, ArtifactEvent) and m.phase == "final"]
+
+
+def evaluate_epochs(
+    epochs: Sequence[Epoch],
+    engine: Engine,
+    features: FeaturePipeline,
+    settings: Settings,
+    *,
+    source: str = "epochs",
+    progress: bool = True,
+) -> EpochEvaluation:
+    """Join epochs the way a session looks (rest warm-up, gestures between rest), detect, score."""
+    from eegstream.evaluate import evaluate_messages, gesture_report
+    from eegstream.io.epochs import assemble_session, spontaneous_blink
+
+    session = assemble_session(epochs, source=source)
+    by_name = {(e.gesture, e.index): e for e in epochs}
+    shaped = {
+        k: e.label == "nothing" and spontaneous_blink(e) is not None for k, e in by_name.items()
+    }
+    rec = session.recording
+    msgs = detect_messages(rec, engine, features, settings, progress=progress)
+    t = rec.timestamps
+    dt = 1.0 / rec.fs
+    spans = [(s.gesture, float(t[s.start]), float(t[s.stop - 1]) + dt) for s in session.spans]
+    finals = [m for m in msgs if isinstance(m, ArtifactEvent) and m.phase == "final"]
+    gestures = gesture_report(
+        finals,
+        spans,
+        {e.gesture: e.label for e in epochs},
+        warmup_s=session.warmup_s,
+        t0=float(t[0]),
+        rest_gesture=session.rest_gesture,
+        shaped=[shaped[(s.gesture, s.index)] for s in session.spans],
+    )
+    report = evaluate_messages(msgs, rec.markers, rec.duration, name=f"session of {source}")
+    return EpochEvaluation(session, msgs, gestures, report)
+
+
+def _evaluate_epochs(
+    args: argparse.Namespace, engine: Engine, bundle: ModelBundle, settings: Settings
+) -> tuple[EvaluationReport, str, dict[str, object]]:
+    """``evaluate --epochs``: read the chosen part, evaluate, plot; the tables and JSON."""
+    from eegstream.io.epochs import (
+        DEFAULT_LABEL_MAP,
+        HOLDOUT_RULE,
+        parse_label_map,
+        read_epochs,
+        with_spontaneous_blinks,
+    )
+
+    label_map = parse_label_map(args.label_map) if args.label_map else DEFAULT_LABEL_MAP
+    epochs = read_epochs(args.epochs, label_map, fs=args.epoch_fs, part=args.part, progress=True)
+    if not args.as_labelled:
+        epochs = with_spontaneous_blinks(epochs)
+    ev = evaluate_epochs(
+        epochs, engine, bundle.features, settings, source=f"{Path(args.epochs).name}-{args.part}"
+    )
+    if args.plot is not None:
+        from eegstream.plot import plot_epoch_evaluation
+
+        plot_epoch_evaluation(
+            args.plot, ev.gestures, ev.finals, ev.session.recording, ev.session.spans
+        )
+        log.info("wrote %s", args.plot)
+    doc: dict[str, object] = {
+        "folder": str(args.epochs),
+        "part": args.part,
+        "holdout_rule": HOLDOUT_RULE,
+        "as_labelled": args.as_labelled,
+        "session_s": ev.session.recording.duration,
+        "gestures": ev.gestures.summary(),
+        "events": ev.events.summary(),
+    }
+    return ev.events, ev.gestures.table(), doc

@@ -10,16 +10,25 @@ Stages, in the order data flows:
    also removes any constant baseline exactly.
 2. :func:`psd_features` -- per-window demean, 1-50 Hz Butterworth band-pass (order 5) from rest,
    Welch PSD: ``(n, ch, 64)`` -> ``(n, ch, 33)``.
-3. :class:`Scaler` -- ``log10`` power standardised per (electrode, bin) with statistics fitted on
-   the training windows and stored in the model bundle.
-4. :class:`FeaturePipeline` -- picks the 10 model electrodes by name and chains 2 and 3.
+3. :class:`PersonBaseline` -- the person's resting ``log10`` power per (electrode, bin), a robust
+   running location kept per stream (see its docstring); features are ``log10`` power *relative*
+   to it, so a wearer whose resting muscle tone is ten times the training subjects' is judged
+   against their own rest, not against the simulator's.
+4. :class:`Scaler` -- relative ``log10`` power standardised per (electrode, bin) with statistics
+   fitted on the training windows and stored in the model bundle.
+5. :class:`FeaturePipeline` -- picks the 10 model electrodes by name and chains 2-4.
+
+Training uses the same estimator in batch form (:func:`robust_location`) over each training
+recording's resting windows, so the CNN learns exactly the relative features it meets live.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,13 +50,18 @@ from eegstream.settings import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BLOCK",
     "LOG_EPS",
     "Baseline",
+    "BaselinePrior",
     "FeaturePipeline",
+    "PersonBaseline",
     "Scaler",
     "band_sos",
     "electrode_index",
+    "log_power",
     "psd_features",
+    "robust_location",
 ]
 
 #: Added to the power before ``log10`` so a flat (dead) channel gives a finite value (uV^2/Hz).
@@ -57,6 +71,24 @@ LOG_EPS: float = 1e-10
 DEAD_POWER: float = 1e-8
 
 FloatArray = npt.NDArray[np.floating[Any]]
+F32 = npt.NDArray[np.float32]
+
+#: Samples per person-baseline block (1 s). The baseline changes only between blocks and a
+#: window in block ``b`` uses the state after block ``b - 2``: the state a window sees then does
+#: not depend on how the stream was chunked, so live and offline give the same features.
+BLOCK: int = FS
+#: Seconds of classified windows during which every window (not only resting ones) updates the
+#: person baseline: at the start the prior may be far from this person (a decade of muscle
+#: power), so judging "resting" with it would freeze a wrong baseline.
+WARMUP_S: float = 20.0
+#: Time constant (s of resting windows) of the running location after the warm-up: slow, so an
+#: artifact-rich minute barely moves it.
+ADAPT_S: float = 120.0
+#: Weight of the bundle's prior, in seconds of windows: the first seconds lean on it.
+PRIOR_S: float = 1.0
+#: Residuals beyond this many mean absolute deviations are clipped (Huber): a blink that slips
+#: into the resting set moves the location by a bounded step.
+CLIP: float = 3.0
 
 
 @functools.lru_cache(maxsize=8)
@@ -96,6 +128,43 @@ def psd_features(windows: FloatArray, fs: float = FS) -> npt.NDArray[np.float32]
     re, im = spec[:, :N_BINS], spec[:, N_BINS:]
     pxx = re * re + im * im
     return pxx.reshape(*x.shape[:-1], N_BINS).astype(np.float32)
+
+
+def log_power(psd: FloatArray) -> F32:
+    """``log10(psd + eps)`` float32; dead channels (near-zero or non-finite power) become NaN.
+
+    NaN marks "no information" for everything downstream: the person baseline skips it and the
+    scaler turns it into 0, the training mean, which electrode dropout taught the model.
+    """
+    p = np.asarray(psd, dtype=np.float32)
+    out: F32 = np.log10(p + np.float32(LOG_EPS))
+    dead = ~(p.sum(axis=-1, keepdims=True) > DEAD_POWER)  # also true for NaN
+    if dead.any():
+        np.copyto(out, np.float32(np.nan), where=np.broadcast_to(dead, out.shape))
+    return out
+
+
+def robust_location(logp: FloatArray, clip: float = CLIP) -> tuple[F32, F32]:
+    """Huber-clipped mean and mean absolute deviation of ``(n, electrodes, bins)`` over windows.
+
+    The batch form of :class:`PersonBaseline`'s update (same clipping), used by training on a
+    recording's resting windows. NaN entries (dead electrodes) are skipped.
+    """
+    x = np.asarray(logp, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] < 1:
+        raise EegstreamError(f"robust_location: need (n >= 1, electrodes, bins); got {x.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: a dead electrode
+        loc = np.nanmedian(x, axis=0)
+        spread = np.nanmean(np.abs(x - loc), axis=0)
+        for _ in range(3):
+            c = clip * np.maximum(spread, 1e-3)
+            r = np.clip(x - loc, -c, c)
+            loc = loc + np.nanmean(r, axis=0)
+            spread = np.nanmean(np.minimum(np.abs(x - loc), c), axis=0)
+    loc = np.nan_to_num(loc, nan=0.0)
+    spread = np.nan_to_num(spread, nan=1.0)
+    return loc.astype(np.float32), np.maximum(spread, 1e-3).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -230,32 +299,40 @@ class Scaler:
     @classmethod
     def fit(cls, psd: FloatArray) -> Scaler:
         """Fit on training PSDs ``(n, electrodes, bins)`` (never on validation or test windows)."""
-        logp = np.log10(np.asarray(psd, dtype=np.float64) + LOG_EPS)
-        if logp.ndim != 3 or logp.shape[0] < 2:
-            raise EegstreamError(
-                f"Scaler.fit: need at least 2 windows of shape (electrodes, bins); got {logp.shape}"
-            )
-        return cls(logp.mean(axis=0), np.maximum(logp.std(axis=0), 1e-6))
+        return cls.fit_log(log_power(psd))
 
-    def transform(self, psd: FloatArray) -> npt.NDArray[np.float32]:
-        """Standardised log-power ``(n, electrodes, bins)`` float32.
+    @classmethod
+    def fit_log(cls, logp: FloatArray) -> Scaler:
+        """Fit on (relative) log-power ``(n, electrodes, bins)``; NaN (dead channels) skipped."""
+        x = np.asarray(logp, dtype=np.float64)
+        if x.ndim != 3 or x.shape[0] < 2:
+            raise EegstreamError(
+                f"Scaler.fit: need at least 2 windows of shape (electrodes, bins); got {x.shape}"
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, std = np.nanmean(x, axis=0), np.nanstd(x, axis=0)
+        return cls(np.nan_to_num(mean), np.maximum(np.nan_to_num(std, nan=1.0), 1e-6))
+
+    def transform(self, psd: FloatArray) -> F32:
+        """Standardised log-power ``(n, electrodes, bins)`` float32 of absolute PSDs.
 
         Channels that are dead (non-finite or near-zero power: a lost or flat electrode) get
         features 0, the training mean, so the model degrades as it learnt to under dropout.
         """
-        p = np.asarray(psd, dtype=np.float32)
+        p = np.asarray(psd)
         if p.shape[1:] != self.mean.shape:
             raise EegstreamError(
                 f"Scaler.transform: features have shape {p.shape[1:]} per window; the scaler "
                 f"was fitted for {self.mean.shape}; use the bundle the scaler came from"
             )
-        out: npt.NDArray[np.float32] = np.log10(p + np.float32(LOG_EPS))
-        out -= self.mean
+        return self.standardise(log_power(p))
+
+    def standardise(self, logp: FloatArray) -> F32:
+        """``(logp - mean) / std`` float32; NaN (no information) becomes 0, the training mean."""
+        out: F32 = np.asarray(logp, dtype=np.float32) - self.mean
         out *= self._inv_std
-        total = p.sum(axis=-1, keepdims=True)
-        dead = ~(total > DEAD_POWER)  # also true for NaN
-        if dead.any():
-            np.copyto(out, np.float32(0.0), where=np.broadcast_to(dead, out.shape))
+        np.nan_to_num(out, copy=False, nan=0.0)
         return out
 
     def to_dict(self) -> dict[str, list[list[float]]]:
@@ -274,11 +351,187 @@ class Scaler:
             ) from exc
 
 
+@dataclass(frozen=True)
+class BaselinePrior:
+    """Where every person baseline starts: the training recordings' mean resting log-power.
+
+    ``loc`` and ``spread`` are ``(electrodes, bins)``: the mean over training recordings of each
+    recording's :func:`robust_location` of its resting windows. Stored in ``model.json`` under
+    ``baseline``; a bundle without it has absolute features (no person baseline).
+    """
+
+    loc: F32
+    spread: F32
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form stored in ``model.json``."""
+        return {
+            "loc": np.round(self.loc, 5).tolist(),
+            "spread": np.round(self.spread, 5).tolist(),
+            "estimator": "Huber-clipped mean of resting log10 power",
+            "clip": CLIP,
+            "block_s": BLOCK / FS,
+            "warmup_s": WARMUP_S,
+            "adapt_s": ADAPT_S,
+            "prior_s": PRIOR_S,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BaselinePrior:
+        """Inverse of :meth:`to_dict`."""
+        try:
+            loc = np.asarray(data["loc"], np.float32)
+            spread = np.asarray(data["spread"], np.float32)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EegstreamError(
+                f"baseline in model.json must be {{'loc': [[...]], 'spread': [[...]]}} ({exc}); "
+                "retrain the model"
+            ) from exc
+        if loc.ndim != 2 or loc.shape != spread.shape or not np.all(spread > 0):
+            raise EegstreamError(
+                f"baseline in model.json: loc {loc.shape} and spread {spread.shape} must be equal "
+                "(electrodes, bins) arrays with spread > 0; retrain the model"
+            )
+        return cls(loc, spread)
+
+
+class PersonBaseline:
+    """One stream's running robust location of resting ``log10`` power per (electrode, bin).
+
+    Why: people differ by decades in resting muscle power and by large factors in contact noise;
+    a model that judges absolute power calls a tense wearer's rest a jaw clench. Features are
+    therefore log-power minus this location (:meth:`FeaturePipeline.__call__`).
+
+    How (all per (electrode, bin), NaN entries of dead electrodes skipped):
+
+    * starts from the bundle's :class:`BaselinePrior`, weighted as ``PRIOR_S`` seconds of windows;
+    * **warm-up**: during the first ``WARMUP_S`` seconds of classified windows every classified
+      window counts (the prior may be wrong enough to call all of this person's rest an
+      artifact); afterwards only windows judged *resting* (``observe``'s mask: the detector
+      passes "nothing" with every artifact probability below its release level), so artifacts,
+      faults, NaN and settling windows never move it ("frozen" during them);
+    * update: Huber-clipped residuals (``CLIP`` mean absolute deviations), a cumulative mean
+      first, then an exponential average with time constant ``ADAPT_S`` seconds of windows;
+    * in blocks of ``BLOCK`` samples: a window in block ``b`` is expressed relative to the state
+      after block ``b - 2``, so the state it meets does not depend on chunking (live ==
+      offline). The detector therefore never hands out windows beyond block ``b0 + 1`` in one
+      batch (:meth:`max_end`) and commits blocks before it builds the next batch.
+    """
+
+    def __init__(
+        self, prior: BaselinePrior, hop: int, electrodes: Sequence[str] = MODEL_ELECTRODES
+    ) -> None:
+        self.prior = prior
+        self.electrodes = tuple(electrodes)
+        per_s = FS / hop
+        self.warmup_n = int(round(WARMUP_S * per_s))
+        self.tau_n = float(ADAPT_S * per_s)
+        self.prior_n = float(PRIOR_S * per_s)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the prior (a new stream, or a device with another electrode set)."""
+        self.loc = self.prior.loc.astype(np.float64)
+        self.spread = self.prior.spread.astype(np.float64)
+        self.n = np.zeros((self.loc.shape[0], 1))  #: windows learnt per electrode
+        self.classified = 0  #: classified windows committed (warm-up clock)
+        self._snaps: list[tuple[int, F32]] = []  #: (block, loc after committing it)
+        self._pending: dict[int, list[tuple[F32, npt.NDArray[np.bool_]]]] = {}
+
+    @property
+    def warm(self) -> bool:
+        """True once the warm-up is over (only resting windows update it from then on)."""
+        return self.classified >= self.warmup_n
+
+    def max_end(self, cursor: int) -> int:
+        """Largest window end a batch starting at window end ``cursor`` may include."""
+        return (cursor // BLOCK + 2) * BLOCK - 1
+
+    def refs(self, ends: npt.NDArray[np.int64]) -> F32:
+        """The location each window is expressed against, ``(k, electrodes, bins)``.
+
+        Commits every pending block before the first window's block first; the windows must lie
+        in at most two consecutive blocks (:meth:`max_end`).
+        """
+        k = int(ends.shape[0])
+        shape = (k, *self.loc.shape)
+        if k == 0:
+            return np.zeros(shape, np.float32)
+        blocks = ends // BLOCK
+        self.commit_before(int(blocks[0]))
+        first = self._state(int(blocks[0]) - 2)
+        if int(blocks[-1]) == int(blocks[0]):
+            return np.broadcast_to(first, shape)
+        out = np.empty(shape, np.float32)
+        for b in np.unique(blocks).tolist():
+            out[blocks == b] = self._state(b - 2)
+        return out
+
+    def observe(
+        self, ends: npt.NDArray[np.int64], logp: FloatArray, resting: npt.NDArray[np.bool_]
+    ) -> None:
+        """Classified windows (end index, log-power, judged resting) for their blocks' commit."""
+        if ends.shape[0] == 0:
+            return
+        blocks = ends // BLOCK
+        x = np.asarray(logp, np.float32)
+        for b in np.unique(blocks).tolist():
+            sel = blocks == b
+            self._pending.setdefault(b, []).append((x[sel], resting[sel]))
+
+    def commit_before(self, block: int) -> None:
+        """Fold every pending block older than ``block`` into the location (in block order)."""
+        for b in sorted(k for k in self._pending if k < block):
+            parts = self._pending.pop(b)
+            x = np.concatenate([p[0] for p in parts])
+            rest = np.concatenate([p[1] for p in parts])
+            use = x if not self.warm else x[rest]
+            self.classified += int(x.shape[0])
+            if use.shape[0]:
+                self._update(use)
+            self._snaps.append((b, self.loc.astype(np.float32)))
+            del self._snaps[:-4]  # a batch needs the states of at most two blocks back
+
+    def _update(self, x: F32) -> None:
+        ok = np.isfinite(x)
+        n_b = ok.sum(axis=0)  # (electrodes, bins) windows with information
+        r = np.where(ok, x - self.loc, 0.0)
+        c = CLIP * np.maximum(self.spread, 1e-3)
+        rc = np.clip(r, -c, c)
+        big_n = np.minimum(self.n + n_b + self.prior_n, self.tau_n)
+        self.loc += rc.sum(axis=0) / big_n
+        dev = np.where(ok, np.minimum(np.abs(r), c), 0.0).sum(axis=0)
+        self.spread += (dev - n_b * self.spread) / big_n
+        self.n = self.n + n_b.max(axis=1, keepdims=True)
+
+    def _state(self, block: int) -> F32:
+        """The location after committing every block up to ``block``."""
+        for b, loc in reversed(self._snaps):  # batches reach at most two blocks back
+            if b <= block:
+                return loc
+        return self.prior.loc
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready state for ``/status``: warm-up, windows learnt, shift from the prior."""
+        shift = (self.loc - self.prior.loc).mean(axis=1)  # log10 units per electrode
+        return {
+            "warm": self.warm,
+            "warmup_s": WARMUP_S,
+            "classified_windows": self.classified,
+            "windows_learnt": int(self.n.max()),
+            "shift_db": {
+                e: round(10.0 * float(v), 2) for e, v in zip(self.electrodes, shift, strict=True)
+            },
+        }
+
+
 class FeaturePipeline:
     """Raw 14-channel windows ``(n, 14, 64)`` in uV -> model input float32 ``(n, 10, 33)``.
 
     The ONE feature path: training, offline detection and every live stream call this object,
-    so a feature can never differ between where the model learnt and where it runs.
+    so a feature can never differ between where the model learnt and where it runs. With a
+    ``prior`` (bundles trained with person baselines) the log-power is taken relative to each
+    stream's :class:`PersonBaseline` before standardisation.
     """
 
     def __init__(
@@ -286,6 +539,7 @@ class FeaturePipeline:
         scaler: Scaler,
         electrodes: Sequence[str] = MODEL_ELECTRODES,
         fs: float = FS,
+        prior: BaselinePrior | None = None,
     ):
         self.electrodes = tuple(electrodes)
         self.index = np.asarray(electrode_index(self.electrodes), dtype=np.intp)
@@ -294,10 +548,22 @@ class FeaturePipeline:
                 f"scaler shape {scaler.shape} does not match {len(self.electrodes)} electrodes x "
                 f"{N_BINS} bins; the bundle's model.json is inconsistent; retrain the model"
             )
+        if prior is not None and prior.loc.shape != scaler.shape:
+            raise EegstreamError(
+                f"baseline prior shape {prior.loc.shape} does not match the scaler's "
+                f"{scaler.shape}; the bundle's model.json is inconsistent; retrain the model"
+            )
         self.scaler = scaler
         self.fs = fs
+        self.prior = prior
 
-    def psd(self, windows: FloatArray) -> npt.NDArray[np.float32]:
+    def person_baseline(self, hop: int) -> PersonBaseline | None:
+        """A fresh per-stream baseline, or None for a bundle with absolute features."""
+        if self.prior is None:
+            return None
+        return PersonBaseline(self.prior, hop, self.electrodes)
+
+    def psd(self, windows: FloatArray) -> F32:
         """Unscaled PSD of the model electrodes (what :meth:`Scaler.fit` is fitted on)."""
         x = np.asarray(windows)
         if x.ndim != 3 or x.shape[1] != len(ELECTRODES) or x.shape[2] != WINDOW:
@@ -307,6 +573,14 @@ class FeaturePipeline:
             )
         return psd_features(x[:, self.index], fs=self.fs)
 
-    def __call__(self, windows: FloatArray) -> npt.NDArray[np.float32]:
-        """Standardised features of the model electrodes."""
-        return self.scaler.transform(self.psd(windows))
+    def log_power(self, windows: FloatArray) -> F32:
+        """``log10`` PSD of the model electrodes; NaN for dead channels."""
+        return log_power(self.psd(windows))
+
+    def standardise(self, logp: FloatArray, ref: FloatArray | None = None) -> F32:
+        """Model input from log-power: relative to ``ref`` (a person baseline) when given."""
+        return self.scaler.standardise(logp if ref is None else np.subtract(logp, ref))
+
+    def __call__(self, windows: FloatArray, ref: FloatArray | None = None) -> F32:
+        """Standardised features of the model electrodes (relative to ``ref`` when given)."""
+        return self.standardise(self.log_power(windows), ref)

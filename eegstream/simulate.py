@@ -5,17 +5,23 @@ simulated *subject* draws its own physiology (background spectrum, alpha rhythm,
 blink and clench habits) and each *event* draws its own amplitude, duration and shape, all from the
 documented ranges in :class:`SimulationRanges`. The signal is the sum of
 
-- a spatially correlated 1/f^beta background with a white amplifier floor,
+- a spatially correlated 1/f^beta background with a white amplifier / contact-noise floor
+  (subjects differ by more than a decade, electrodes with poor contact are noisier),
+- tonic EMG: the resting muscle tone of the temples, forehead and neck, slowly waxing and
+  waning, more than a decade apart in power between relaxed and tense subjects,
 - a waxing and waning posterior alpha rhythm,
 - per-electrode DC offsets near 4,200 uV (Emotiv raw data is not high-passed), slow drift,
 - mains interference at 50 or 60 Hz,
-- labelled artifacts: blinks (marker 22) and jaw clenches (marker 23),
-- unlabelled confounders: saccades, electrode pops, brief signal loss, talking/swallowing EMG,
-  eyebrow raises (frontalis EMG with the headset shifting on the head) and large head/cable
-  movement deflections,
+- labelled artifacts: blinks (marker 22; some subjects also force large blinks, F7/F8
+  dominant) and jaw clenches (marker 23, always well above the subject's own tonic EMG),
+- unlabelled confounders: saccades (modest to gaze shifts of hundreds of uV at F7/F8), tongue
+  movements (slow glossokinetic potentials led by the temples), electrode pops, brief signal
+  loss, talking/swallowing EMG, eyebrow raises (frontalis EMG with the headset shifting on the
+  head) and large head/cable movement deflections,
 
-then quantised to the headset's LSB. Everything is vectorised numpy: an hour at 128 Hz takes a few
-seconds. Same arguments, same seed -> bit-identical :class:`~eegstream.io.recording.Recording`.
+then quantised to the headset's LSB and clipped to its 14-bit ADC range, so the largest
+deflections saturate with flat tops as on a real EPOC+. Everything is vectorised numpy: an hour at
+128 Hz takes a few seconds. Same arguments, same seed -> bit-identical :class:`~eegstream.io.recording.Recording`.
 
 The bundled demo recording is regenerated with::
 
@@ -83,7 +89,17 @@ class SimulationRanges:
     background_exponent: Span = (1.0, 2.0)  #: beta in power ~ 1/f^beta
     spatial_length: Span = (0.35, 0.7)  #: correlation length (unit-sphere chord) of neighbours
     channel_gain: Span = (0.8, 1.25)  #: per-electrode contact/impedance gain on the background
-    noise_floor_uv: Span = (0.3, 1.0)  #: white amplifier noise rms
+    # White floor: amplifier noise plus electrode-skin contact noise, drawn log-uniformly (25x
+    # in rms, 625x in power, between subjects), as its rms over 0-64 Hz (128 Hz sampling); at
+    # 256 Hz the same density, so sqrt(2) more rms. The EPOC+ keeps 14 of its ADC's 16 bits
+    # because the 2 lowest are instrumental noise (EMOTIV specifications): ~0.2 uV is a good
+    # contact's floor; drying or displaced saline sensors add several uV of contact noise. On
+    # the real EPOC+ user (museeg-epocplus-trainbatch1, neutral epochs) the quietest electrodes
+    # hold 0.1-0.17 uV^2/Hz at 20-45 Hz, i.e. a floor of at most ~2.5-3 uV at 128 Hz.
+    noise_floor_uv: Span = (0.2, 5.0)  #: subject's white floor rms (log-uniform)
+    poor_contact_share: Span = (0.0, 0.3)  #: share of a subject's electrodes with poor contact
+    poor_contact_noise: Span = (2.0, 4.0)  #: their floor / the subject's floor (log-uniform)
+    contact_noise: Span = (0.8, 1.25)  #: the other electrodes' floor / the subject's floor
     alpha_freq_hz: Span = (8.5, 11.5)  #: individual alpha frequency
     alpha_bandwidth_hz: Span = (0.8, 2.0)  #: alpha peak full width at half maximum
     alpha_rms_uv: Span = (3.0, 15.0)  #: alpha rms at O1/O2
@@ -93,6 +109,21 @@ class SimulationRanges:
     drift_tau_s: Span = (10.0, 60.0)  #: drift time constant (corner 0.003-0.016 Hz)
     mains_hz: tuple[float, ...] = (50.0, 60.0)  #: mains frequency, one per subject
     mains_uv: Span = (0.2, 3.0)  #: residual mains amplitude after Emotiv's notch filters
+
+    # --- tonic EMG (subject level) ---
+    # Resting muscle tone of temporalis (T7/T8, FC5/FC6, F7/F8), frontalis (AF3/AF4, F7/F8)
+    # and neck muscles (O1/O2, P7/P8): broadband 20-60 Hz like a clench's EMG, always present,
+    # slowly waxing and waning with posture and tension (Goncharova et al. 2003). Calibrated on
+    # the real EPOC+ user (museeg-epocplus-trainbatch1, 127 neutral 1.5 s epochs at 256 Hz,
+    # Welch 0.5 s): resting 20-45 Hz PSD at T7/T8 is 2.6 uV^2/Hz (epochs' 10-90 %: 2.0-3.2),
+    # 16x the simulator's median subject without tonic EMG (0.17 uV^2/Hz over seeds 0-19, from
+    # the 1/f background; 0.04-0.72 between subjects). A tonic rms of ~9 uV at T7/T8 gives the
+    # real user's level, so the range tops out above it; its bottom is a fully relaxed jaw,
+    # whose EMG hides under the background. Relative electrode gains from the same epochs.
+    tonic_emg_uv: Span = (0.4, 12.0)  #: 20-60 Hz rms at T7/T8 (log-uniform: 900x in power)
+    tonic_asymmetry: Span = (-0.25, 0.25)  #: left/right imbalance (+ = left larger)
+    tonic_modulation: Span = (0.15, 0.5)  #: log-amplitude depth of the slow waxing and waning
+    tonic_modulation_hz: float = 0.05  #: bandwidth of that modulation (tens of seconds)
 
     # --- blinks ---
     blink_rate_per_min: float = 12.0  #: default rate (dense on purpose: training data)
@@ -105,6 +136,26 @@ class SimulationRanges:
     double_blink_probability: Span = (0.02, 0.12)
     double_blink_gap_s: Span = (0.05, 0.2)  #: end of the first to start of the second
     double_blink_second_ratio: Span = (0.6, 1.0)  #: second amplitude / first
+    # Forced (voluntary, squeezed) blinks: unlike a spontaneous blink's vertical EOG (largest at
+    # AF3/AF4), the squeeze of orbicularis oculi, the upward eye roll (Bell's phenomenon) and
+    # the skin pushed under the sensor arms give a slow field peaking at the outer canthi, under
+    # F7/F8, 20-40x a spontaneous blink's there. Measured on the real EPOC+ user
+    # (museeg-epocplus-trainbatch1, 88 hardblink epochs): peak above the pre-blink level
+    # 1,300-3,200 uV at F7 (10-90 %), 2,100-3,500 at F8, where the ADC saturates (flat tops
+    # near one level) in ~60 % of them; AF3 135-565 uV; F7/AF3 6.3x and F8/AF3 8.6x (medians);
+    # relative to F7/F8: FC5/FC6 0.15, AF3/AF4 0.12, F3/F4 0.06, T7/T8 0.03, P/O <= 0.02; over
+    # half-peak for 0.17-0.32 s; then an undershoot of 0.2-0.5x the peak recovering over
+    # seconds: the EPOC+ front end is AC coupled at 0.16 Hz (EMOTIV specifications), and that
+    # first-order high-pass applied to the blink reproduces both the undershoot and the sag of
+    # unsaturated plateaus (the other parts are specified as recorded: only a forced blink is
+    # long and large enough for the coupling to matter). Most people never force a blink in a
+    # session; some do it often (the real user on request): forcing subjects are a minority.
+    forced_blinker_share: float = 0.3  #: share of subjects who force blinks at all
+    forced_blink_probability: Span = (0.05, 0.4)  #: share of a forcer's blinks that are forced
+    forced_blink_uv: Span = (500.0, 5000.0)  #: peak at F7/F8 before the AC coupling
+    forced_blink_event_sd: float = 0.3
+    forced_blink_duration_s: Span = (0.3, 0.6)  #: the whole positive deflection
+    forced_blink_ramp: Span = (0.2, 0.35)  #: rise and fall, each as a share of the duration
 
     # --- jaw clenches ---
     clench_rate_per_min: float = 6.0  #: default rate
@@ -112,6 +163,12 @@ class SimulationRanges:
     clench_duration_event_sd: float = 0.35
     clench_rms_uv: Span = (20.0, 150.0)  #: EMG rms at T7/T8 on the plateau
     clench_rms_event_sd: float = 0.3
+    # A clench must stand out from the subject's own tonic EMG: every clench's plateau rms is
+    # at least 3x (9x in power) the tonic rms, the subject's typical clench at least 6x. For
+    # scale: biting the lower lip, a weaker contraction than a clench, raises the real EPOC+
+    # user's 20-45 Hz power at T7/T8 6x over rest (2.5x in rms) from an already high tonic.
+    clench_min_over_tonic: float = 3.0  #: floor of each clench's rms / the tonic rms
+    clench_typical_over_tonic: float = 6.0  #: floor of the subject's typical clench / tonic
     clench_ramp_s: Span = (0.05, 0.2)  #: onset and release ramps
     emg_low_hz: Span = (15.0, 25.0)  #: lower edge of the EMG band
     emg_high_hz: Span = (45.0, 60.0)  #: upper edge (kept under the 64 Hz Nyquist of 128 Hz)
@@ -122,9 +179,31 @@ class SimulationRanges:
     end_margin_s: float = 0.5  #: artifacts end this long before the recording does
 
     # --- unlabelled confounders (rarer than the artifacts) ---
+    # Saccades: the cornea is positive against the retina (a standing dipole of ~0.4-1 mV), so
+    # a horizontal gaze shift swings the field at the outer canthi: ~15-20 uV per degree across the canthi (bipolar), ~10 uV per
+    # degree at each of F7/F8, which sit just above and behind them, opposite in polarity on
+    # the two sides; FC5/FC6 and T7/T8 see less, AF3/AF4 and F3/F4 little (they lie over the
+    # eyes, near the horizontal dipoles' null plane). Most everyday saccades are under 15
+    # degrees; gaze shifts of 30-50 degrees (looking aside at something) are the large ones.
+    # Their duration grows with size (main sequence: ~21 ms + 2.2 ms per degree, Carpenter
+    # 1988). Gaze shifts are seldom purely horizontal: a vertical part of either sign adds a
+    # step in the vertical-EOG (blink) field, largest at AF3/AF4. Calibrated on the real EPOC+
+    # user's training epochs (museeg-epocplus-trainbatch1, file index n % 3 != 2: 65 lookleft,
+    # 72 lookright, 85 neutral; 0.5-8 Hz band-pass, peak-to-peak in the 1.5 s epoch): lookleft
+    # F7 368-518 uV, F8 371-530 (10-90 %), lookright F7 275-394, F8 214-438, against neutral
+    # F7 33-183, F8 41-196; F7-F8 correlation -0.64 (lookleft) and -0.48 (lookright, medians);
+    # regressed on (F7 - F8) / 2 the other electrodes carry FC5 +0.32, FC6 -0.47, T8 -0.37,
+    # T7 +0.08, AF3/AF4 and F3/F4 |<= 0.2|, P/O |<= 0.25|; AF3 nevertheless 132-254 uV (neutral
+    # 33-134), a part uncorrelated with F7 - F8: the vertical component. The user looked far
+    # (~40-50 degrees at ~10 uV per degree); the range reaches past them, the typical subject
+    # makes modest ones.
     saccade_rate_per_min: float = 3.0  #: go-and-return horizontal eye movements
-    saccade_uv: Span = (15.0, 80.0)  #: step at F7/F8 (opposite polarity)
-    saccade_duration_s: Span = (0.03, 0.08)  #: each eye movement
+    saccade_uv: Span = (15.0, 650.0)  #: step at F7/F8 (opposite polarity), each event
+    saccade_typical_uv: Span = (25.0, 350.0)  #: a subject's typical step (log-uniform)
+    saccade_event_sd: float = 0.6  #: log-normal spread of the events around it
+    saccade_uv_per_degree: float = 10.0  #: horizontal EOG at F7/F8 per degree of gaze shift
+    saccade_duration_s: Span = (0.03, 0.15)  #: each eye movement (main sequence, clipped)
+    saccade_vertical: Span = (-0.4, 0.4)  #: vertical step at AF3/AF4 / horizontal at F7/F8
     fixation_s: Span = (0.3, 1.5)  #: time looking aside before returning
     pop_rate_per_min: float = 0.4  #: electrode pops (one channel)
     pop_uv: Span = (50.0, 400.0)
@@ -135,6 +214,28 @@ class SimulationRanges:
     talk_rms_uv: Span = (4.0, 15.0)
     talk_duration_s: Span = (0.1, 0.3)
     confounder_margin_s: float = 0.25  #: confounders keep this far from labelled artifacts
+    # Tongue movements (glossokinetic potentials): the tongue is a dipole, tip negative against
+    # its root, and moving it (pressing the palate or a cheek, licking the lips) gives slow
+    # (~1-2 Hz) deflections of the same polarity on both sides, largest at the lateral,
+    # inferior-frontal and temporal sites nearest the tongue and mouth (F7/F8, FC5/FC6, T7/T8),
+    # smaller over the forehead (AF3/AF4) and little posteriorly (Vanhatalo et al. 2003,
+    # NeuroImage: topography of slow responses to tongue movements). Unlike
+    # a blink's 0.2-0.45 s pulse led by AF3/AF4, a tongue movement lasts 0.3-1.2 s and is led
+    # by the temples. Calibrated on the real EPOC+ user's training epochs (n % 3 != 2: 52
+    # tongue, 85 neutral; 0.5-8 Hz, peak-to-peak per 1.5 s epoch): (F7 + F8) / 2 swings
+    # 82-233 uV (10-90 %, 271 at most) against 32-162 at rest; F7-F8 correlation +0.73
+    # (median; 10-90 %: 0.29-0.90); excess over rest relative to F7/F8: T7 1.9, T8 0.8 (left
+    # dominant in this user; pair mean 1.35), FC5 1.45, FC6 0.71 (1.08), AF3 0.84 (AF4 had
+    # poor contact), F3/F4 0.30, O1 0.24, P7 0.11; T7 regresses on (F7 + F8) / 2 at -0.73:
+    # the temporal sites may see the field reversed; spectral centroid of the swing 1.1-2.1 Hz,
+    # several lobes (3-7 zero crossings per epoch) rather than one pulse.
+    tongue_rate_per_min: float = 1.0  #: tongue movements (unlabelled)
+    tongue_uv: Span = (50.0, 300.0)  #: peak-to-peak at F7/F8
+    tongue_event_sd: float = 0.3
+    tongue_duration_s: Span = (0.3, 1.2)  #: the whole movement
+    tongue_lobe_s: Span = (0.25, 0.45)  #: one push of the tongue (half a cycle at 1.1-2 Hz)
+    tongue_asymmetry: Span = (-0.4, 0.4)  #: per event: the side the tongue pushes (+ = left)
+    tongue_temporal_reversed: float = 0.5  #: share of subjects whose T7/T8 see it reversed
 
     # --- eyebrow raises and movement (unlabelled; calibrated on a real EPOC+ recording) ---
     # Measured on ``shared/fixtures/emotivpro-2.0-epocplus-256hz-eyebrows.csv`` (EmotivPRO 2.0,
@@ -166,6 +267,12 @@ class SimulationRanges:
 
     # --- acquisition ---
     quantum_uv: float = 0.51  #: LSB of the EPOC+/EPOC X in 14-bit mode
+    # The 14-bit unsigned codes 0..16383 span 0..8,355.3 uV ("dynamic range (input referred)
+    # 8400 uV(pp)", EMOTIV specifications), around the ~4,100-4,200 uV offset: a deflection of
+    # ~4,100 uV or more saturates at a rail with a flat top. The real user's forced blinks clip
+    # ~3,400 uV above F8's resting level: that electrode rested nearer the top rail.
+    adc_codes: int = 2**14  #: codes of the ADC: rails at 0 and (adc_codes - 1) * quantum_uv
+    coupling_hz: float = 0.16  #: AC-coupling high-pass of the EPOC+ (0.2 Hz on the EPOC X)
     headsets: tuple[str, ...] = ("EPOC X", "EPOC+")
 
 
@@ -192,15 +299,36 @@ TALK_GAIN = _gains(
     {"T7": 1.0, "T8": 1.0, "F7": 0.8, "F8": 0.8, "FC5": 0.7, "FC6": 0.7, "AF3": 0.5, "AF4": 0.5,
      "F3": 0.4, "F4": 0.4, "P7": 0.3, "P8": 0.3, "O1": 0.2, "O2": 0.2}
 )  # fmt: skip
+#: Tonic EMG: temporalis (T7/T8, FC5/FC6, F7/F8), frontalis (AF, F7/F8), neck (O, P). Relative
+#: rms from the real EPOC+ user's resting 20-45 Hz PSD (T7 1.05, F7 0.98, F8 0.94, T8 0.95,
+#: FC5 0.88, FC6 0.86, AF3 0.81, P8 0.83, O1/O2 0.67, F3 0.63, F4 0.49; AF4 and P7 had poor
+#: contact), left and right averaged and sharpened a little towards the temples.
+TONIC_GAIN = _gains(
+    {"T7": 1.0, "T8": 1.0, "F7": 0.9, "F8": 0.9, "FC5": 0.85, "FC6": 0.85, "AF3": 0.7,
+     "AF4": 0.7, "O1": 0.6, "O2": 0.6, "P7": 0.5, "P8": 0.5, "F3": 0.5, "F4": 0.5}
+)  # fmt: skip
+#: Forced blink: F7/F8 first, 5-8x AF3/AF4 (measured on the real EPOC+ user, see RANGES).
+FORCED_BLINK_GAIN = _gains(
+    {"F7": 1.0, "F8": 1.0, "FC5": 0.15, "FC6": 0.15, "AF3": 0.13, "AF4": 0.13, "F3": 0.06,
+     "F4": 0.06, "T7": 0.03, "T8": 0.03, "P7": 0.015, "P8": 0.015, "O1": 0.015, "O2": 0.015}
+)  # fmt: skip
 #: Posterior alpha: occipital and parietal, little at the front.
 ALPHA_GAIN = _gains(
     {"O1": 1.0, "O2": 1.0, "P7": 0.75, "P8": 0.75, "T7": 0.3, "T8": 0.3, "FC5": 0.2, "FC6": 0.2,
      "F3": 0.15, "F4": 0.15, "F7": 0.15, "F8": 0.15, "AF3": 0.1, "AF4": 0.1}
 )  # fmt: skip
-#: Horizontal EOG of a leftward saccade: positive on the left (cornea), negative on the right.
+#: Horizontal EOG of a leftward saccade: positive on the left (cornea), negative on the right;
+#: regression slopes on (F7 - F8) / 2 of the real EPOC+ user's look epochs, sides averaged.
 SACCADE_GAIN = _gains(
-    {"F7": 1.0, "F8": -1.0, "AF3": 0.35, "AF4": -0.35, "FC5": 0.25, "FC6": -0.25, "F3": 0.2,
-     "F4": -0.2, "T7": 0.15, "T8": -0.15}
+    {"F7": 1.0, "F8": -1.0, "FC5": 0.4, "FC6": -0.4, "T7": 0.22, "T8": -0.22, "AF3": 0.12,
+     "AF4": -0.12, "P7": 0.1, "P8": -0.1, "F3": 0.06, "F4": -0.06, "O1": 0.05, "O2": -0.05}
+)  # fmt: skip
+#: Tongue movement (glossokinetic field) relative to F7/F8: the same polarity everywhere (T7/T8
+#: reversed for some subjects), temples first; the real EPOC+ user's excess over rest, sides
+#: averaged (see RANGES).
+TONGUE_GAIN = _gains(
+    {"T7": 1.3, "T8": 1.3, "FC5": 1.1, "FC6": 1.1, "F7": 1.0, "F8": 1.0, "AF3": 0.7, "AF4": 0.7,
+     "F3": 0.3, "F4": 0.3, "O1": 0.2, "O2": 0.2, "P7": 0.12, "P8": 0.12}
 )  # fmt: skip
 
 #: Approximate electrode positions (inclination from the vertex, azimuth from the nose, degrees;
@@ -252,7 +380,7 @@ class Subject:
     background_exponent: float
     spatial_length: float
     channel_gain: F64
-    noise_floor_uv: float
+    noise_floor_uv: float  #: the subject's white floor rms over 0-64 Hz
     alpha_freq_hz: float
     alpha_bandwidth_hz: float
     alpha_rms_uv: float
@@ -275,6 +403,16 @@ class Subject:
     brow_move_probability: float
     brow_move_uv: float
     brow_move_gain: F64  #: (2, 14) fast-swing and overshoot gains of this subject's headset shift
+    contact_noise: F64  #: (14,) each electrode's floor / noise_floor_uv (poor contact: 2-4x)
+    tonic_emg_uv: float  #: tonic EMG rms at T7/T8
+    tonic_gain: F64
+    tonic_modulation: float
+    forced_blink_probability: float  #: share of blinks that are forced (0 for most subjects)
+    forced_blink_uv: float  #: typical forced-blink peak at F7/F8 before the AC coupling
+    forced_blink_gain: F64
+    saccade_uv: float  #: typical horizontal step at F7/F8 of this subject's saccades
+    tongue_uv: float  #: typical peak-to-peak at F7/F8 of this subject's tongue movements
+    tongue_gain: F64  #: (14,) glossokinetic field, F7/F8 = 1 (T7/T8 negative when reversed)
 
 
 @dataclass(frozen=True)
@@ -282,12 +420,14 @@ class Truth:
     """Ground truth of a simulation: the subject and every event, labelled or not.
 
     ``confounders`` maps a kind (``saccade``, ``pop``, ``dropout``, ``talk``, ``eyebrow``,
-    ``movement``) to an ``(k, 2)`` array of ``[start_sample, n_samples]``; they carry no marker.
+    ``movement``, ``tongue``) to an ``(k, 2)`` array of ``[start_sample, n_samples]``; they carry no marker.
+    ``forced_blinks`` holds the onset samples of the blink markers that are forced blinks.
     """
 
     subject: Subject
     markers: list[Marker]
     confounders: dict[str, I64] = field(default_factory=dict)
+    forced_blinks: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 # --- drawing helpers ---------------------------------------------------------------------------
@@ -297,6 +437,20 @@ def _draw(rng: np.random.Generator, span: Span, variability: float, size: int | 
     """A subject-level draw: uniform over ``span`` at variability 1, its middle at 0."""
     frac = np.clip(0.5 + variability * (rng.random(size) - 0.5), 0.0, 1.0)
     return span[0] + frac * (span[1] - span[0])
+
+
+def _draw_logu(
+    rng: np.random.Generator, span: Span, variability: float, size: int | None = None
+) -> Any:
+    """A subject-level draw, log-uniform over ``span`` at variability 1, its geometric middle at 0.
+
+    For quantities whose subjects differ by decades (noise floor, tonic EMG): a uniform draw
+    would make nearly every subject sit in the top decade.
+    """
+    frac = np.clip(0.5 + variability * (rng.random(size) - 0.5), 0.0, 1.0)
+    if span[0] == span[1]:  # a fixed value (0 included), as tests use to switch a part off
+        return span[0] + 0.0 * frac
+    return span[0] * (span[1] / span[0]) ** frac
 
 
 def _draw_log(rng: np.random.Generator, span: Span, variability: float) -> float:
@@ -347,6 +501,34 @@ def draw_subject(
     # per-electrode field jitter (head shape, sensor placement), small enough to keep the order
     b_jitter = _draw(rng, (0.9, 1.1), v, len(ELECTRODES))
     c_jitter = _draw(rng, (0.9, 1.1), v, len(ELECTRODES))
+    # tonic EMG, electrode contact and forced blinks come from a stream of their own, so adding
+    # them did not reshuffle the draws above
+    more = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    n_ch = len(ELECTRODES)
+    tonic = float(_draw_logu(more, ranges.tonic_emg_uv, v))
+    tonic_gain = (
+        TONIC_GAIN
+        * _draw(more, (0.85, 1.15), v, n_ch)
+        * (1.0 + float(_draw(more, ranges.tonic_asymmetry, v)) * side)
+    )
+    tonic_modulation = float(_draw(more, ranges.tonic_modulation, v))
+    # poor contact: each electrode with the subject's share (none for the average subject)
+    poor = _draw(more, (0.0, 1.0), v, n_ch) > 1.0 - _draw(more, ranges.poor_contact_share, v)
+    contact = np.where(
+        poor,
+        _draw_logu(more, ranges.poor_contact_noise, v, n_ch),
+        _draw(more, ranges.contact_noise, v, n_ch),
+    )
+    # forced blinks: a minority of subjects (not the average one) force a share of their blinks
+    forcer = bool(_draw(more, (0.0, 1.0), v) < ranges.forced_blinker_share)
+    forced_p = float(_draw(more, ranges.forced_blink_probability, v)) * forcer
+    forced_uv = _draw_log(more, ranges.forced_blink_uv, v)
+    # saccade and tongue habits, drawn last so the fields above keep their draws
+    saccade_uv = float(_draw_logu(more, ranges.saccade_typical_uv, v))
+    tongue_uv = _draw_log(more, ranges.tongue_uv, v)
+    reversed_t = _draw(more, (0.0, 1.0), v) < ranges.tongue_temporal_reversed
+    tongue_gain = TONGUE_GAIN * _draw(more, (0.85, 1.15), v, n_ch)
+    tongue_gain[[ELECTRODES.index("T7"), ELECTRODES.index("T8")]] *= -1.0 if reversed_t else 1.0
     return Subject(
         subject_id=f"SIM{seed:05d}",
         headset=ranges.headsets[int(rng.integers(len(ranges.headsets)))],
@@ -354,7 +536,7 @@ def draw_subject(
         background_exponent=float(_draw(rng, ranges.background_exponent, v)),
         spatial_length=float(_draw(rng, ranges.spatial_length, v)),
         channel_gain=_draw(rng, ranges.channel_gain, v, len(ELECTRODES)),
-        noise_floor_uv=float(_draw(rng, ranges.noise_floor_uv, v)),
+        noise_floor_uv=float(_draw_logu(rng, ranges.noise_floor_uv, v)),
         alpha_freq_hz=float(_draw(rng, ranges.alpha_freq_hz, v)),
         alpha_bandwidth_hz=float(_draw(rng, ranges.alpha_bandwidth_hz, v)),
         alpha_rms_uv=float(_draw(rng, ranges.alpha_rms_uv, v)),
@@ -369,7 +551,9 @@ def draw_subject(
         blink_gain=BLINK_GAIN * b_jitter * (1.0 + asym_b * side),
         double_blink_probability=float(_draw(rng, ranges.double_blink_probability, v)),
         clench_duration_s=_draw_log(rng, ranges.clench_duration_s, v),
-        clench_rms_uv=_draw_log(rng, ranges.clench_rms_uv, v),
+        clench_rms_uv=max(
+            _draw_log(rng, ranges.clench_rms_uv, v), ranges.clench_typical_over_tonic * tonic
+        ),
         clench_gain=CLENCH_GAIN * c_jitter * (1.0 + asym_c * side),
         emg_band_hz=(
             float(_draw(rng, ranges.emg_low_hz, v)),
@@ -381,6 +565,16 @@ def draw_subject(
         brow_move_probability=float(_draw(rng, ranges.brow_move_probability, v)),
         brow_move_uv=_draw_log(rng, ranges.brow_move_uv, v),
         brow_move_gain=_move_gains(rng, 1, ranges, v)[0],
+        contact_noise=np.asarray(contact, dtype=np.float64),
+        tonic_emg_uv=tonic,
+        tonic_gain=tonic_gain,
+        tonic_modulation=tonic_modulation,
+        forced_blink_probability=forced_p,
+        forced_blink_uv=forced_uv,
+        forced_blink_gain=FORCED_BLINK_GAIN * b_jitter * (1.0 + asym_b * side),
+        saccade_uv=saccade_uv,
+        tongue_uv=tongue_uv,
+        tongue_gain=np.asarray(tongue_gain, dtype=np.float64),
     )
 
 
@@ -434,6 +628,7 @@ def _check_args(
 
 def _schedule(
     rng: np.random.Generator,
+    forced_rng: np.random.Generator,
     subject: Subject,
     ranges: SimulationRanges,
     duration: float,
@@ -444,7 +639,8 @@ def _schedule(
     """Place non-overlapping artifacts after the baseline, as a Poisson process with dead time.
 
     Returns onset samples, durations (s, the whole event), whether each is a blink, and per-event
-    shape parameters.
+    shape parameters (``forced`` > 0 marks a forced blink). Forced blinks are drawn from
+    ``forced_rng``, so a subject who never forces one keeps the schedule it always had.
     """
     rate = (blink_rate + clench_rate) / 60.0
     usable = duration - BASELINE_S - ranges.end_margin_s
@@ -452,6 +648,8 @@ def _schedule(
     # on the duration), then keep those that end in time
     n = int(max(usable, 0.0) * rate * 1.5) + 200 if rate > 0 else 0
     blink = rng.random(n) < (blink_rate / 60.0 / rate if rate > 0 else 0.0)
+    forced = blink & (forced_rng.random(n) < subject.forced_blink_probability)
+    f_dur = _draw(forced_rng, ranges.forced_blink_duration_s, 1.0, n)
     b_dur = _events(
         rng, subject.blink_duration_s, ranges.blink_duration_event_sd, ranges.blink_duration_s, n
     )
@@ -468,6 +666,7 @@ def _schedule(
         n,
     )
     total = np.where(blink, b_dur + np.where(is_double, gap2 + b_dur2, 0.0), c_dur)
+    total = np.where(forced, f_dur, total)  # a forced blink comes alone
     occupied = total + ranges.min_gap_s
     wait_mean = 1.0 / rate - float(occupied.mean()) if rate > 0 else 1.0
     if wait_mean < 0.2:
@@ -480,6 +679,9 @@ def _schedule(
     wait = rng.exponential(wait_mean, n)
     onset = BASELINE_S + np.cumsum(wait + np.concatenate(([0.0], occupied[:-1])))
     keep = onset + total <= duration - ranges.end_margin_s
+    # every clench stands clearly above the subject's own tonic EMG
+    c_low = max(ranges.clench_rms_uv[0], ranges.clench_min_over_tonic * subject.tonic_emg_uv)
+    c_span = (c_low, max(ranges.clench_rms_uv[1], c_low))
     params = {
         "b_dur": b_dur,
         "b_dur2": b_dur2,
@@ -495,11 +697,20 @@ def _schedule(
             n,
         ),
         "ratio2": _draw(rng, ranges.double_blink_second_ratio, 1.0, n),
-        "c_rms": _events(
-            rng, subject.clench_rms_uv, ranges.clench_rms_event_sd, ranges.clench_rms_uv, n
-        ),
+        "c_rms": _events(rng, subject.clench_rms_uv, ranges.clench_rms_event_sd, c_span, n),
         "c_rise": _draw(rng, ranges.clench_ramp_s, 1.0, n),
         "c_fall": _draw(rng, ranges.clench_ramp_s, 1.0, n),
+        "forced": forced.astype(np.float64),
+        "f_dur": f_dur,
+        "f_amp": _events(
+            forced_rng,
+            subject.forced_blink_uv,
+            ranges.forced_blink_event_sd,
+            ranges.forced_blink_uv,
+            n,
+        ),
+        "f_rise": _draw(forced_rng, ranges.forced_blink_ramp, 1.0, n),
+        "f_fall": _draw(forced_rng, ranges.forced_blink_ramp, 1.0, n),
     }
     params = {k: p[keep] for k, p in params.items()}
     onset_samples = np.round(onset[keep] * fs).astype(np.int64)
@@ -574,10 +785,31 @@ def _blink_source(onsets: I64, p: dict[str, F64], n: int, fs: float) -> F64:
     return src
 
 
+def _forced_blink_source(
+    onsets: I64, p: dict[str, F64], n: int, fs: float, coupling_hz: float
+) -> F64:
+    """Forced blinks (peak at F7/F8 scale) as the AC-coupled headset records them.
+
+    A raised-cosine pulse per blink, then the front end's first-order high-pass: the plateau
+    sags and an undershoot of ~(pulse area / time constant) recovers over seconds.
+    """
+    src = np.zeros(n)
+    if len(onsets) == 0:
+        return src
+    length = np.maximum(np.round(p["f_dur"] * fs), 2).astype(np.int64)
+    rise = np.maximum(np.round(length * p["f_rise"]), 1).astype(np.int64)
+    fall = np.maximum(np.round(length * p["f_fall"]), 1).astype(np.int64)
+    idx, seg, off = _ragged(onsets, length)
+    src[idx] = p["f_amp"][seg] * _ramp(off, length[seg], rise[seg], fall[seg])
+    a = 1.0 / (1.0 + 2.0 * math.pi * coupling_hz / fs)  # RC / (RC + dt)
+    return np.asarray(lfilter([a, -a], [1.0, -a], src), dtype=np.float64)
+
+
 def _add_confounders(
     rng: np.random.Generator,
     x: F64,
     emg_gain: F64,
+    subject: Subject,
     busy: npt.NDArray[np.bool_],
     ranges: SimulationRanges,
     duration: float,
@@ -588,16 +820,25 @@ def _add_confounders(
     minutes = max(duration - BASELINE_S, 0.0) / 60.0
     spans: dict[str, I64] = {}
 
-    # saccades: look aside (smooth step), hold, look back; polarity by direction
+    # saccades: look aside (smooth step), hold, look back; polarity by direction; most are
+    # modest, a subject's large ones reach hundreds of uV; bigger ones take longer (main
+    # sequence), and a vertical part of either sign steps the vertical-EOG (blink) field
     k = int(rng.poisson(ranges.saccade_rate_per_min * minutes))
-    move = np.round(_draw(rng, ranges.saccade_duration_s, 1.0, k) * fs).astype(np.int64)
+    size = _events(rng, subject.saccade_uv, ranges.saccade_event_sd, ranges.saccade_uv, k)
+    deg = size / ranges.saccade_uv_per_degree
+    move_s = (0.021 + 0.0022 * deg) * rng.uniform(0.8, 1.25, k)
+    move_s = np.clip(move_s, *ranges.saccade_duration_s)
+    move = np.maximum(np.round(move_s * fs), 1).astype(np.int64)
     length = move * 2 + np.round(_draw(rng, ranges.fixation_s, 1.0, k) * fs).astype(np.int64)
-    amp = _draw(rng, ranges.saccade_uv, 1.0, k) * rng.choice((-1.0, 1.0), k)
+    amp = size * rng.choice((-1.0, 1.0), k)
+    vertical = size * _draw(rng, ranges.saccade_vertical, 1.0, k)
     cand, start = _free_starts(rng, busy, length, fs).T
     idx, seg, off = _ragged(start, length[cand])
-    eog = np.zeros(n)
-    eog[idx] = amp[cand][seg] * _ramp(off, length[cand][seg], move[cand][seg], move[cand][seg])
-    x += eog[:, None] * SACCADE_GAIN
+    shape = _ramp(off, length[cand][seg], move[cand][seg], move[cand][seg])
+    heog, veog = np.zeros(n), np.zeros(n)
+    heog[idx] = amp[cand][seg] * shape
+    veog[idx] = vertical[cand][seg] * shape
+    x += heog[:, None] * SACCADE_GAIN + veog[:, None] * subject.blink_gain
     spans["saccade"] = np.stack([start, length[cand]], axis=1)
 
     # talking / swallowing: short, weak EMG bursts
@@ -623,6 +864,41 @@ def _add_confounders(
     x[idx, chan[cand][seg]] += amp[cand][seg] * np.exp(-off / tau[cand][seg])
     spans["pop"] = np.stack([start, length[cand]], axis=1)
     return spans
+
+
+def _add_tongue(
+    rng: np.random.Generator,
+    x: F64,
+    subject: Subject,
+    busy: npt.NDArray[np.bool_],
+    ranges: SimulationRanges,
+    duration: float,
+    fs: float,
+) -> I64:
+    """Add tongue movements (glossokinetic potentials) in place; return their spans.
+
+    Each movement is one to a few slow lobes (pushes of the tongue) under a smooth envelope,
+    scaled to its peak-to-peak at F7/F8, in the subject's field tilted towards one side.
+    """
+    minutes = max(duration - BASELINE_S, 0.0) / 60.0
+    k = int(rng.poisson(ranges.tongue_rate_per_min * minutes))
+    dur = _draw(rng, ranges.tongue_duration_s, 1.0, k)
+    length = np.maximum(np.round(dur * fs), 2).astype(np.int64)
+    lobes = np.maximum(np.round(dur / _draw(rng, ranges.tongue_lobe_s, 1.0, k)), 1)
+    amp = _events(rng, subject.tongue_uv, ranges.tongue_event_sd, ranges.tongue_uv, k)
+    amp *= rng.choice((-1.0, 1.0), k)
+    side = np.where(_LEFT, 1.0, -1.0)
+    gain = subject.tongue_gain * (1.0 + _draw(rng, ranges.tongue_asymmetry, 1.0, k)[:, None] * side)
+    cand, start = _free_starts(rng, busy, length, fs, _LONG_TRIES).T
+    idx, seg, off = _ragged(start, length[cand])
+    phase = np.pi * (off + 1) / (length[cand][seg] + 1)
+    wave = np.sin(lobes[cand][seg] * phase) * np.sin(phase)
+    top, bottom = np.full(len(cand), -np.inf), np.full(len(cand), np.inf)
+    np.maximum.at(top, seg, wave)
+    np.minimum.at(bottom, seg, wave)
+    wave *= amp[cand][seg] / (top - bottom)[seg]  # peak-to-peak = amp at gain 1 (F7/F8)
+    x[idx] += wave[:, None] * gain[cand][seg]
+    return np.stack([start, length[cand]], axis=1)
 
 
 def _shift_wave(off: I64, fast: F64, slow: F64, length: I64) -> F64:
@@ -736,7 +1012,9 @@ def simulate_with_truth(
     c_rate = ranges.clench_rate_per_min if clench_rate is None else float(clench_rate)
     _check_args(duration, seed, fs, (b_rate, c_rate), subject_variability)
     subject = draw_subject(seed, subject_variability, ranges)
-    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(8)]
+    # streams 8-10 (forced blinks, tonic EMG, tongue) came later: spawning more keeps the first
+    # ones as they were
+    rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(11)]
     n = int(round(duration * fs))
     n_ch = len(ELECTRODES)
     t = np.arange(n, dtype=np.float64) / fs
@@ -749,7 +1027,9 @@ def simulate_with_truth(
     pink[0] = 0.0
     x = _shaped_noise(rngs[0], n, n_ch, pink) @ mix.T
     x *= subject.background_rms_uv * subject.channel_gain
-    x += subject.noise_floor_uv * rngs[0].standard_normal((n, n_ch))
+    # white floor, its rms given over 0-64 Hz: the same density at 256 Hz
+    floor = subject.noise_floor_uv * subject.contact_noise * math.sqrt(fs / 128.0)
+    x += floor * rngs[0].standard_normal((n, n_ch))
 
     # posterior alpha: common + per-hemisphere narrow-band sources, slowly waxing and waning
     sigma = subject.alpha_bandwidth_hz / 2.355
@@ -773,11 +1053,19 @@ def simulate_with_truth(
     x += subject.mains_uv * np.sin(2 * np.pi * subject.mains_hz * t[:, None] + phase)
 
     # labelled artifacts
-    onsets, totals, is_blink, p = _schedule(rngs[3], subject, ranges, duration, fs, b_rate, c_rate)
+    onsets, totals, is_blink, p = _schedule(
+        rngs[3], rngs[8], subject, ranges, duration, fs, b_rate, c_rate
+    )
+    forced = p["forced"] > 0
+    plain = is_blink & ~forced
     x += (
-        _blink_source(onsets[is_blink], {k: v[is_blink] for k, v in p.items()}, n, fs)[:, None]
+        _blink_source(onsets[plain], {k: v[plain] for k, v in p.items()}, n, fs)[:, None]
         * subject.blink_gain
     )
+    f_src = _forced_blink_source(
+        onsets[forced], {k: v[forced] for k, v in p.items()}, n, fs, ranges.coupling_hz
+    )
+    x += f_src[:, None] * subject.forced_blink_gain
 
     # jaw clenches: band-limited EMG (independent per electrode plus a shared muscle part)
     lo, hi = subject.emg_band_hz
@@ -793,6 +1081,12 @@ def simulate_with_truth(
     c_env = np.zeros(n)
     c_env[idx] = p["c_rms"][cl][seg] * _ramp(off, c_len[seg], rise[seg], fall[seg])
     emg_gain = c_env[:, None] * subject.clench_gain
+    # tonic EMG: the same muscles' resting activity, slowly waxing and waning (unit mean power)
+    slow = (freqs > 0) * np.exp(-0.5 * (freqs / ranges.tonic_modulation_hz) ** 2)
+    mod = _shaped_noise(rngs[9], n, 1, slow)[:, 0]
+    depth = subject.tonic_modulation
+    tonic_env = subject.tonic_emg_uv * np.exp(depth * mod - depth**2)
+    emg_gain += tonic_env[:, None] * subject.tonic_gain
 
     # unlabelled confounders, kept clear of the labelled artifacts and of the baseline
     spans: dict[str, I64] = {}
@@ -803,18 +1097,21 @@ def simulate_with_truth(
     )
     busy[idx[idx < n]] = True
     if confounders:
-        spans = _add_confounders(rngs[5], x, emg_gain, busy, ranges, duration, fs)
+        spans = _add_confounders(rngs[5], x, emg_gain, subject, busy, ranges, duration, fs)
         spans |= _add_brows_and_movements(rngs[7], x, emg_gain, subject, busy, ranges, duration, fs)
+        spans["tongue"] = _add_tongue(rngs[10], x, subject, busy, ranges, duration, fs)
     x += emg * emg_gain
     interpolated = np.zeros(n, dtype=bool)
     if confounders:
         interpolated, spans["dropout"] = _add_dropouts(rngs[6], x, busy, ranges, duration, fs)
     x += subject.dc_offset_uv
 
-    # quantise to the headset LSB; k * q_micro / 1e6 is the double nearest the exact decimal,
-    # so any writer printing >= 6 decimals round-trips bit for bit
+    # quantise to the headset LSB and clip to the ADC's codes (flat tops at the rails);
+    # k * q_micro / 1e6 is the double nearest the exact decimal, so any writer printing >= 6
+    # decimals round-trips bit for bit
     q_micro = round(ranges.quantum_uv * 1e6)
-    data = np.rint(x / ranges.quantum_uv) * q_micro / 1e6
+    codes = np.clip(np.rint(x / ranges.quantum_uv), 0, ranges.adc_codes - 1)
+    data = codes * q_micro / 1e6
 
     t0 = 1.7e9 + seed * 1000.0
     timestamps = t0 + np.arange(n, dtype=np.float64) / fs
@@ -862,7 +1159,8 @@ def simulate_with_truth(
         len(markers),
         subject.subject_id,
     )
-    return rec, Truth(subject=subject, markers=markers, confounders=spans)
+    truth = Truth(subject=subject, markers=markers, confounders=spans, forced_blinks=onsets[forced])
+    return rec, truth
 
 
 def simulate_recording(
@@ -892,8 +1190,8 @@ def simulate_recording(
     subject_variability
         0 = the average subject (middle of every range), 1 = uniform over the ranges, up to 2.
     confounders
-        Add unlabelled saccades, electrode pops, brief signal loss, talking EMG, eyebrow raises
-        (frontalis EMG with a headset shift) and head/cable movements.
+        Add unlabelled saccades, tongue movements, electrode pops, brief signal loss, talking
+        EMG, eyebrow raises (frontalis EMG with a headset shift) and head/cable movements.
     """
     rec, _ = simulate_with_truth(
         duration,

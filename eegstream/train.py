@@ -36,6 +36,7 @@ from eegstream.dataset import (
     WindowConfig,
     class_weights,
     drop_electrodes,
+    person_locations,
     plan_windows,
     split_groups,
     split_units,
@@ -43,7 +44,7 @@ from eegstream.dataset import (
 )
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
-from eegstream.preprocess import LOG_EPS, Scaler
+from eegstream.preprocess import LOG_EPS, BaselinePrior, Scaler, log_power
 from eegstream.settings import (
     BAND,
     CLASSES,
@@ -65,6 +66,7 @@ __all__ = [
     "evaluate_bundle",
     "format_report",
     "run_train",
+    "sample_weights",
     "simulated_seed",
     "train_bundle",
 ]
@@ -82,12 +84,25 @@ RANDOM_SPLIT = (0.8, 0.1, 0.1)
 DROPOUT_P = 0.1  #: fraction of training windows with one electrode's features zeroed
 BATCH_SIZE = 128
 PATIENCE = 5
+#: Epochs trained before early stopping may pick one: with real sessions in the validation set
+#: its loss was lowest after epoch 1 (a few confident real windows), while the small blinks of
+#: simulated subjects are learnt later (1 of 8 unseen subjects kept only 2 of 33 blinks).
+MIN_EPOCHS = 4
 EVAL_COPIES = 4  #: jittered windows per event in the held-out-subject set
 #: Extra "nothing" windows per simulated confounder kind (x WindowConfig.confounder_copies).
 #: Talking EMG is the one look-alike a clench detector confuses (11 % of talk windows called
 #: jaw_clench at weight 1, measured on 10 unseen subjects), so it gets three times the windows;
 #: "dropout" spans are interpolated samples, not look-alikes.
-CONFOUNDER_WEIGHT: dict[str, int] = {"talk": 3, "saccade": 1, "pop": 1}
+#: Horizontal eye movements and tongue movements are what real EPOC+ data show the model
+#: confusing with blinks (lookleft/lookright/tongue epochs called blink 28-48 % by a model
+#: trained at weight 1 and without tongue potentials; training part of the real epochs).
+CONFOUNDER_WEIGHT: dict[str, int] = {"talk": 3, "saccade": 3, "tongue": 3, "pop": 1}
+#: Times each real (``always_train``) session is planned: 859 real epochs are few beside 60
+#: simulated subjects, so their windows are drawn at several random jitters each.
+REAL_WEIGHT: int = 2
+#: Share of the training loss carried by real EEG windows when real sessions are given
+#: (:func:`sample_weights`).
+REAL_SHARE: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,24 @@ class TrainOptions:
     patience: int = PATIENCE
     verbose: int = 2  #: Keras progress: 0 silent, 1 progress bar, 2 one line per epoch
     fp16: bool = True  #: also write model.fp16.onnx
+
+
+def sample_weights(y: I64, real: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """Per-window loss weights: classes balanced within each source, real EEG ``REAL_SHARE``.
+
+    Without it the simulator's windows (tens of thousands) drown the real ones and the model
+    learns the simulator's idea of a blink; with only real windows it would know one person.
+    Mean 1 over the windows.
+    """
+    w = np.zeros(len(y), dtype=np.float64)
+    mixed = bool(real.any() and (~real).any())
+    parts = [(real, REAL_SHARE), (~real, 1.0 - REAL_SHARE)] if mixed else [(real | ~real, 1.0)]
+    for mask, share in parts:
+        counts = np.bincount(y[mask], minlength=len(CLASSES)).astype(np.float64)
+        present = counts > 0
+        cw = np.where(present, 1.0 / np.maximum(counts, 1) / present.sum(), 0.0)
+        w[mask] = cw[y[mask]] * share
+    return np.asarray(w * len(y) / w.sum(), dtype=np.float32)
 
 
 def simulated_seed(seed: int, i: int) -> int:
@@ -197,11 +230,17 @@ def train_bundle(
     description: dict[str, Any] | None = None,
     window_config: WindowConfig | None = None,
     augmentation: Augmentation | None = None,
+    always_train: Sequence[bool] | None = None,
 ) -> tuple[ModelBundle, dict[str, Any]]:
     """Train on ``recordings`` (one subject each), write a bundle to ``out``, return it + metrics.
 
     ``confounders`` (per recording, optional) are unlabelled look-alike spans used for extra
-    "nothing" windows; ``description`` is stored in model.json under ``training.data``.
+    "nothing" windows; ``description`` is stored in model.json under ``training.data``;
+    recordings flagged in ``always_train`` (real epoch sessions: scarce, and already held out
+    by the caller) are never held out as subjects and count ``REAL_WEIGHT`` times.
+    Features are log-power relative to each recording's own person baseline
+    (:func:`~eegstream.dataset.person_locations`), the converged state of the detector's
+    :class:`~eegstream.preprocess.PersonBaseline`, whose prior the bundle stores.
     """
     opts = options or TrainOptions()
     cfg = window_config or WindowConfig()
@@ -215,43 +254,66 @@ def train_bundle(
     conf = list(confounders) if confounders is not None else [None] * len(recordings)
 
     # subjects: held out for the final report / validation (early stopping) / training
-    held = split_groups(len(recordings), SUBJECT_HOLDOUT, rng).tolist()
-    rest = [i for i in range(len(recordings)) if i not in held]
+    fixed = list(always_train) if always_train is not None else [False] * len(recordings)
+    pool = [i for i in range(len(recordings)) if not fixed[i]]
+    held = [pool[j] for j in split_groups(len(pool), SUBJECT_HOLDOUT, rng).tolist()]
+    rest = [i for i in pool if i not in held]
     val_subjects = [rest[j] for j in split_groups(len(rest), VAL_SUBJECTS, rng).tolist()]
     if len(rest) - len(val_subjects) < 2:
         val_subjects = []  # too few subjects: validate on random blocks of the training ones
-    train_ids = [i for i in rest if i not in val_subjects]
+    real = [i for i in range(len(recordings)) if fixed[i]]
+    # one real session validates too, when there are several: early stopping must see real
+    # EEG, or it stops where the simulator is best (measured: 4 of 6 real eye-movement
+    # confounders then went to "blink" 39-56 % of the time)
+    real_val = [real[int(rng.integers(len(real)))]] if len(real) >= 3 and val_subjects else []
+    real = [i for i in real if i not in real_val]
+    train_ids = [i for i in rest if i not in val_subjects] + real * REAL_WEIGHT
     train_recs = [recordings[i] for i in train_ids]
+    locs, spreads = person_locations(recordings, config=cfg, confounders=conf)
     plan = plan_windows(
         train_recs, seed=opts.seed, config=cfg, confounders=[conf[i] for i in train_ids]
     )
     eval_cfg = WindowConfig(**{**asdict(cfg), "copies": EVAL_COPIES})
 
-    def unseen(ids: list[int], seed: int) -> tuple[npt.NDArray[np.float32], I64]:
-        """Unaugmented PSDs and labels of whole subjects the model never trains on."""
+    def relative(psd: npt.NDArray[np.float32], rec_ids: I64) -> npt.NDArray[np.float32]:
+        """Log-power relative to each window's recording's person baseline."""
+        return np.asarray(log_power(psd) - locs[rec_ids], dtype=np.float32)
+
+    def unseen(ids: list[int], seed: int) -> tuple[npt.NDArray[np.float32], I64, I64]:
+        """Relative log-power, labels and recording of whole subjects never trained on."""
         recs = [recordings[i] for i in ids]
         p = plan_windows(recs, seed=seed, config=eval_cfg, confounders=[conf[i] for i in ids])
-        return window_psd(recs, p), p.y
+        rec_ids = np.asarray(ids, dtype=np.int64)[p.rec]
+        return relative(window_psd(recs, p), rec_ids), p.y, rec_ids
 
+    train_map = np.asarray(train_ids, dtype=np.int64)
     if val_subjects:
         m_train, m_test = split_units(plan.unit, RANDOM_SPLIT[::2], rng)
-        psd_val, y_val = unseen(val_subjects, opts.seed + 2)
+        rel_val, y_val, val_rec = unseen(val_subjects + real_val, opts.seed + 2)
     else:
         m_train, m_val, m_test = split_units(plan.unit, RANDOM_SPLIT, rng)
-        psd_val, y_val = window_psd(train_recs, plan.subset(m_val)), plan.subset(m_val).y
+        p_val = plan.subset(m_val)
+        val_rec = train_map[p_val.rec]
+        rel_val, y_val = relative(window_psd(train_recs, p_val), val_rec), p_val.y
     p_train, p_test = plan.subset(m_train), plan.subset(m_test)
     log.info("windows: train %s, random test %s", p_train.counts(), p_test.counts())
     weights = class_weights(p_train.y)
+    is_real = np.asarray(fixed, dtype=bool)
+    w_train = sample_weights(p_train.y, is_real[train_map[p_train.rec]])
+    w_val = sample_weights(y_val, is_real[val_rec])
 
     psd_train = window_psd(train_recs, p_train, augment=aug, seed=opts.seed)
-    scaler = Scaler.fit(psd_train)
-    x_train = drop_electrodes(scaler.transform(psd_train), rng, DROPOUT_P)
-    x_val = scaler.transform(psd_val)
-    x_test = scaler.transform(window_psd(train_recs, p_test))
+    rel_train = relative(psd_train, train_map[p_train.rec])
+    scaler = Scaler.fit_log(rel_train)
+    trained_on = sorted(set(train_ids))
+    prior = BaselinePrior(locs[trained_on].mean(axis=0), spreads[trained_on].mean(axis=0))
+    x_train = drop_electrodes(scaler.standardise(rel_train), rng, DROPOUT_P)
+    x_val = scaler.standardise(rel_val)
+    x_test = scaler.standardise(relative(window_psd(train_recs, p_test), train_map[p_test.rec]))
     x_held, y_held = None, None
     if held:
-        psd_held, y_held = unseen(held, opts.seed + 1)
-        x_held = scaler.transform(psd_held)
+        rel_held, y_held, _ = unseen(held, opts.seed + 1)
+        x_held = scaler.standardise(rel_held)
 
     tf.config.experimental.enable_op_determinism()
     model = build_model(seed=opts.seed)
@@ -259,21 +321,27 @@ def train_bundle(
     callbacks = [
         keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=2, verbose=0),
         keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=opts.patience, restore_best_weights=True
+            monitor=monitor,
+            patience=opts.patience,
+            restore_best_weights=True,
+            start_from_epoch=min(MIN_EPOCHS, opts.epochs) - 1,
         ),
     ]
     history = model.fit(
         x_train,
         p_train.y,
-        validation_data=(x_val, y_val) if len(y_val) else None,
+        sample_weight=w_train,
+        validation_data=(x_val, y_val, w_val) if len(y_val) else None,
         epochs=opts.epochs,
         batch_size=opts.batch_size,
-        class_weight=weights,
         callbacks=callbacks,
         shuffle=True,
         verbose=opts.verbose,
     )
     fit_s = time.perf_counter() - t_start
+    watched = history.history[monitor]
+    first = min(MIN_EPOCHS, len(watched)) - 1  # EarlyStopping(start_from_epoch) looks from here
+    best_epoch = first + int(np.argmin(watched[first:])) + 1  # the weights it restored
 
     # the bundle keeps an uncompiled copy: no optimizer state in model.keras
     final = build_model(seed=opts.seed, compile=False)
@@ -298,8 +366,8 @@ def train_bundle(
         else None,
         "onnx_vs_keras_max_abs_diff": onnx_diff,
         "epochs_run": len(history.history["loss"]),
-        "best_epoch": int(np.argmin(history.history[monitor])) + 1,
-        "best_" + monitor: float(np.min(history.history[monitor])),
+        "best_epoch": best_epoch,
+        "best_" + monitor: float(watched[best_epoch - 1]),
         "train_seconds": round(fit_s, 1),
     }
 
@@ -331,15 +399,21 @@ def train_bundle(
             "window": "hann",
             "scaling": "density",
             "bins": N_BINS,
-            "transform": "log10(psd + eps), standardised per electrode and bin",
+            "transform": "log10(psd + eps) minus the stream's person baseline (prior: "
+            "'baseline'), standardised per electrode and bin",
             "log_eps": LOG_EPS,
         },
         "scaler": scaler.to_dict(),
+        "baseline": prior.to_dict(),
         "onnx": {"input": "features", "output": "probs", "opset": proto.opset_import[0].version},
         "flops_per_window": flops_per_window(proto),
         "training": {
             "data": description or {},
             "recordings": [r.source for r in recordings],
+            "always_trained": [recordings[i].source for i in real],
+            "real_validation": [recordings[i].source for i in real_val],
+            "real_weight": REAL_WEIGHT,
+            "real_share": REAL_SHARE,
             "held_out_recordings": [recordings[i].source for i in held],
             "validation_recordings": [recordings[i].source for i in val_subjects],
             "windows": {
@@ -384,7 +458,14 @@ def evaluate_bundle(
         confounders=confounders,
         electrodes=bundle.electrodes,
     )
-    x = bundle.scaler.transform(window_psd(recordings, plan, electrodes=bundle.electrodes))
+    psd = window_psd(recordings, plan, electrodes=bundle.electrodes)
+    if bundle.features.prior is None:
+        x = bundle.scaler.transform(psd)
+    else:
+        locs, _ = person_locations(
+            recordings, confounders=confounders, electrodes=bundle.electrodes
+        )
+        x = bundle.scaler.standardise(log_power(psd) - locs[plan.rec])
     session = ort.InferenceSession(str(bundle.onnx_path), providers=["CPUExecutionProvider"])
     probs = np.asarray(session.run(None, {"features": x})[0])
     return confusion_report(plan.y, probs.argmax(axis=1))
@@ -424,6 +505,39 @@ def _load_inputs(
             confounders.append(confounder_spans(truth.confounders))
             sims.append(seed)
     description: dict[str, Any] = {"files": [str(p) for p in files]}
+    if args.epochs is not None:
+        from eegstream.io.epochs import (
+            DEFAULT_LABEL_MAP,
+            HOLDOUT_RULE,
+            parse_label_map,
+            read_epochs,
+            training_sessions,
+            with_spontaneous_blinks,
+        )
+
+        label_map = parse_label_map(args.label_map) if args.label_map else DEFAULT_LABEL_MAP
+        epochs = with_spontaneous_blinks(
+            read_epochs(args.epochs, label_map, fs=args.epoch_fs, part="train", progress=True)
+        )
+        sessions = training_sessions(epochs, seed=args.seed)
+        for sess in sessions:
+            sess.recording.metadata["epoch_session"] = True
+            recordings.append(sess.recording)
+            confounders.append(sess.confounders())
+        counts: dict[str, int] = {}
+        for e in epochs:
+            counts[e.gesture] = counts.get(e.gesture, 0) + 1
+        description["epochs"] = {
+            "folder": str(args.epochs),
+            "part": f"training part: every epoch but the held-out ones ({HOLDOUT_RULE})",
+            "label_map": dict(label_map),
+            "relabelled": "rest epochs holding a spontaneous blink are blinks "
+            "(eegstream.io.epochs.with_spontaneous_blinks)",
+            "epochs_per_gesture": counts,
+            "sessions": len(sessions),
+            "fs": args.epoch_fs,
+            "assembly": "eegstream.io.epochs.training_sessions(epochs, seed)",
+        }
     if sims:
         description["simulated"] = {
             "subjects": len(sims),
@@ -436,14 +550,14 @@ def _load_inputs(
 
 def run_train(args: argparse.Namespace) -> int:
     """CLI handler: train, write the bundle to ``--out``, print the held-out reports."""
-    if args.epochs < 1:
-        raise EegstreamError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.max_epochs < 1:
+        raise EegstreamError(f"--max-epochs must be at least 1; got {args.max_epochs}")
     if args.simulate < 0:
         raise EegstreamError(f"--simulate must be 0 or a number of subjects; got {args.simulate}")
-    if not args.recordings and not args.simulate:
+    if not args.recordings and not args.simulate and args.epochs is None:
         raise EegstreamError(
-            "nothing to train on: pass marker-labelled recording CSVs and/or --simulate N "
-            "(e.g. eegstream train --simulate 40 --out models/mine)"
+            "nothing to train on: pass marker-labelled recording CSVs, --epochs DIR and/or "
+            "--simulate N (e.g. eegstream train --simulate 40 --out models/mine)"
         )
     _import_training()
     recordings, confounders, description = _load_inputs(args)
@@ -451,9 +565,10 @@ def run_train(args: argparse.Namespace) -> int:
     bundle, metrics = train_bundle(
         recordings,
         Path(args.out),
-        options=TrainOptions(epochs=args.epochs, seed=args.seed, verbose=verbose),
+        options=TrainOptions(epochs=args.max_epochs, seed=args.seed, verbose=verbose),
         confounders=confounders,
         description=description,
+        always_train=[bool(r.metadata.get("epoch_session")) for r in recordings],
     )
     report = format_report("held-out windows (random 4-s blocks)", metrics["held_out_windows"])
     report += format_report("held-out subjects (never seen)", metrics["held_out_subjects"])

@@ -32,6 +32,16 @@ from eegstream.settings import Settings
 
 if TYPE_CHECKING:
     from eegstream.io.recording import Recording
+    from eegstream.preprocess import FeaturePipeline
+
+#: Data shared beside the checkout (CI has it; a fresh clone does not: tests skip with a reason).
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Real labelled EPOC+ epochs (MusEEG trainbatch1), read in place, never copied.
+EPOCHS_DIR = SHARED / "data" / "museeg-epocplus-trainbatch1"
+needs_epochs = pytest.mark.skipif(
+    not EPOCHS_DIR.is_dir(),
+    reason=f"the real EPOC+ epochs are not beside the checkout ({EPOCHS_DIR}); CI provides shared/",
+)
 
 LSL_SESSION_ID = f"eegstream-tests-{uuid.uuid4().hex[:12]}"
 _LSL_DIR = Path(tempfile.mkdtemp(prefix="eegstream-lsl-"))
@@ -235,3 +245,33 @@ def engine(bundle: ModelBundle) -> Iterator[Engine]:
     eng.warmup()
     yield eng
     eng.close()
+
+
+def replay_through_pipeline(
+    rec: Recording,
+    engine: Engine,
+    features: FeaturePipeline,
+    settings: Settings,
+    name: str,
+    source_id: str,
+    *,
+    timeout: float = 60.0,
+) -> tuple[list[ArtifactEvent], dict[str, object], float]:
+    """Stream ``rec`` at 16x through a real LSL outlet into one pipeline until every sample
+    arrived: its final events, the stream's status and the replay's start time (LSL clock)."""
+    from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
+    from eegstream.stream.replay import Player
+
+    sink = Messages()
+    # 16x real time: 8-sample chunks as from a headset
+    player = Player(rec, name=name, source_id=source_id, speed=16, wait_for_consumer=30)
+    spec = StreamSpec(name=name, source_id=source_id)
+    pipeline = MultiStreamPipeline(engine, features, settings, sink, streams=[spec])
+    with player, pipeline:
+        assert wait_until(
+            lambda: pipeline.status()["streams"][name]["samples"] >= rec.n_samples,
+            timeout=timeout,
+        )
+        status = pipeline.status()["streams"][name]
+    assert player.start_time is not None
+    return sink.events(), status, player.start_time

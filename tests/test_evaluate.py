@@ -165,3 +165,52 @@ def test_suggest_timing_cancels_the_median_bias() -> None:
         TIMING["jaw_clench"].onset_shift,
         TIMING["jaw_clench"].offset_shift,
     )
+
+
+def test_gesture_report_attributes_events_to_the_epoch_they_overlap_most() -> None:
+    from eegstream.evaluate import gesture_report
+
+    spans = [
+        ("neutral", 0.0, 1.5),  # warm-up (before t0 + 3 s): left out
+        ("neutral", 1.5, 3.0),
+        ("hardblink", 3.0, 4.5),
+        ("neutral", 4.5, 6.0),
+        ("smile", 6.0, 7.5),
+        ("neutral", 7.5, 9.0),
+        ("hardblink", 9.0, 10.5),
+    ]
+    events = [
+        event("blink", 0.5),  # in the warm-up
+        event("blink", 2.9),  # 2.9-3.2: mostly inside the first hardblink
+        event("jaw_clench", 5.0),  # a false event in rest
+        event("blink", 6.2),  # a smile called blink
+        event("blink", 6.3, phase="onset"),  # onset messages are not counted
+    ]
+    rep = gesture_report(
+        events,
+        spans,
+        {"neutral": "nothing", "hardblink": "blink", "smile": "nothing"},
+        warmup_s=3.0,
+        t0=0.0,
+        rest_gesture="neutral",
+        shaped=[False, False, False, False, True, False, False],
+    )
+    assert rep.gestures["hardblink"] == {
+        "epochs": 2,
+        "blink": 1,
+        "jaw_clench": 0,
+        "nothing": 1,
+        "shaped": 0,
+        "blink_unshaped": 1,
+    }
+    assert rep.rate("smile", "blink") == 1.0
+    assert rep.gestures["smile"]["shaped"] == 1
+    assert math.isnan(rep.unshaped_blink_rate("smile"))  # its only epoch has a blink shape
+    assert rep.gestures["neutral"]["epochs"] == 2
+    assert rep.rest_events == 1
+    assert rep.rest_events_per_min == pytest.approx(1 / (3.0 / 60.0))
+    assert list(rep.gestures)[0] == "hardblink"  # targets first
+    text = rep.table()
+    assert "hardblink" in text
+    assert "50.0%" in text
+    assert json.loads(json.dumps(rep.summary()))["gestures"]["smile"]["blink_rate"] == 1.0

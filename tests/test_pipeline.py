@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Messages
+from conftest import Messages, replay_through_pipeline
 
 from eegstream.bundle import ModelBundle
 from eegstream.detector import Detector
@@ -346,7 +346,6 @@ def test_live_detection_matches_offline_and_the_markers(
     settings: Settings,
     lsl_name: str,
     source_id: str,
-    wait_for: WaitFor,
 ) -> None:
     from eegstream.simulate import simulate_recording
 
@@ -357,20 +356,10 @@ def test_live_detection_matches_offline_and_the_markers(
         for m in offline.process(rec.data, rec.timestamps) + offline.flush()
         if isinstance(m, ArtifactEvent) and m.phase == "final"
     ]
-    sink = Messages()
-    # 16x real time: 8-sample chunks as from a headset, 90 s of EEG in under 6 s
-    player = Player(rec, name=lsl_name, source_id=source_id, speed=16, wait_for_consumer=30)
-    spec = StreamSpec(name=lsl_name, source_id=source_id)
-    pipeline = MultiStreamPipeline(engine, bundle.features, settings, sink, streams=[spec])
-    with player, pipeline:
-        assert wait_for(
-            lambda: pipeline.status()["streams"][lsl_name]["samples"] >= rec.n_samples,
-            timeout=60,
-        )
-        status = pipeline.status()["streams"][lsl_name]
-    t0 = player.start_time
-    assert t0 is not None
-    got = sink.events()
+    # 90 s of EEG in under 6 s
+    got, status, t0 = replay_through_pipeline(
+        rec, engine, bundle.features, settings, lsl_name, source_id
+    )
     assert status["windows"] > 0
     assert status["gaps"] == 0
     assert status["dropped_windows"] == 0

@@ -37,7 +37,7 @@ def test_cli_trains_a_small_model_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "tiny"
-    argv = ["train", "--simulate", "2", "--sim-duration", "60", "--epochs", "2"]
+    argv = ["train", "--simulate", "2", "--sim-duration", "60", "--max-epochs", "2"]
     rc = main([*argv, "--seed", "1", "--out", str(out)])
     assert rc == 0
     text = capsys.readouterr().out
@@ -73,21 +73,42 @@ def test_cli_without_inputs_says_what_to_pass(
 ) -> None:
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "nothing to train on: pass marker-labelled recording CSVs and/or --simulate N" in err
-    assert main(["train", "--simulate", "1", "--epochs", "0", "--out", str(tmp_path)]) == 2
-    assert "--epochs must be at least 1; got 0" in capsys.readouterr().err
+    assert "nothing to train on: pass marker-labelled recording CSVs, --epochs DIR and/or" in err
+    assert main(["train", "--simulate", "1", "--max-epochs", "0", "--out", str(tmp_path)]) == 2
+    assert "--max-epochs must be at least 1; got 0" in capsys.readouterr().err
 
 
 def test_cli_recording_without_markers_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert FIXTURE.is_file(), f"shared fixture missing: {FIXTURE}"
+    if not FIXTURE.is_file():
+        pytest.skip(f"the genuine EPOC+ fixture is not beside the checkout ({FIXTURE})")
     assert main(["train", str(FIXTURE), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "no blink or jaw_clench markers in" in err
     assert "eyebrows" in err
     assert "--simulate N" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_cli_epoch_folder_without_csv_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "epochs"
+    empty.mkdir()
+    (empty / "README.md").write_text("no epochs here\n")
+    for argv in (
+        ["train", "--epochs", str(empty), "--out", str(tmp_path / "x")],
+        ["evaluate", "--epochs", str(empty)],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert str(empty) in err[0]
+        assert "csv" in err[0].lower()
+    assert not (tmp_path / "x").exists()
+    assert main(["evaluate", "--plot", str(tmp_path / "p.png"), str(tmp_path / "r.csv")]) == 2
+    assert "--plot needs --epochs DIR" in capsys.readouterr().err
 
 
 def test_train_bundle_rejects_recordings_without_markers(tmp_path: Path) -> None:
@@ -148,3 +169,20 @@ def test_default_model_on_unseen_simulated_subjects() -> None:
     for c in CLASSES:
         assert rep["per_class"][c]["f1"] >= 0.95, format_report("unseen subjects", rep)
     assert json.loads((bundle.dir / "model.json").read_text())["metrics"]["held_out_subjects"]
+
+
+def test_sample_weights_balance_classes_within_each_source_and_real_gets_its_share() -> None:
+    from eegstream.train import REAL_SHARE, sample_weights
+
+    y = np.array([0] * 100 + [2] * 900 + [0, 1, 1, 2, 2, 2], dtype=np.int64)
+    real = np.array([False] * 1000 + [True] * 6)
+    w = sample_weights(y, real)
+    assert w.mean() == pytest.approx(1.0)
+    assert w[real].sum() / w.sum() == pytest.approx(REAL_SHARE)
+    # within the simulated windows both classes weigh the same in total
+    assert w[:100].sum() == pytest.approx(w[100:1000].sum())
+    # within the real ones all three classes weigh the same
+    for c in (0, 1, 2):
+        assert w[real & (y == c)].sum() == pytest.approx(w[real].sum() / 3)
+    only_sim = sample_weights(y[:1000], real[:1000])
+    assert only_sim[:100].sum() == pytest.approx(only_sim[100:].sum())

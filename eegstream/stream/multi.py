@@ -44,7 +44,7 @@ import numpy.typing as npt
 import pylsl
 from pydantic import Field
 
-from eegstream.detector import Detector, WindowBatch
+from eegstream.detector import Detector, WindowBatch, featurize_batches
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
@@ -115,18 +115,15 @@ def classify_together(
 ) -> list[F32 | None]:
     """Probabilities for the classifiable windows of several streams in ONE engine call.
 
-    One ``features`` call over the concatenated windows, flat electrodes set to 0 as in
-    :meth:`Detector.featurize`, one ``engine.infer``; the result is split back per batch
+    One feature pass over the concatenated windows (:func:`~eegstream.detector.featurize_batches`:
+    flat electrodes set to 0, each stream relative to its own person baseline), one
+    ``engine.infer``; the result is split back per batch
     (``None`` where a batch has nothing to classify), ready for :meth:`Detector.apply`.
     """
     sizes = [b.m for b in batches]
-    parts = [b.windows for b in batches if b.m]
-    if not parts:
+    if not any(sizes):
         return [None] * len(batches)
-    feats = features(np.concatenate(parts) if len(parts) > 1 else parts[0])
-    flat = np.concatenate([b.flat for b in batches if b.m])
-    if flat.any():
-        feats[flat] = 0.0
+    feats = featurize_batches(features, batches)
     probs = engine.infer(feats)
     ends = np.cumsum(sizes).tolist()
     return [probs[e - m : e] if m else None for m, e in zip(sizes, ends, strict=True)]
@@ -208,6 +205,7 @@ class _Stream:
             "reconnects": stats.reconnects,
             "messages": self.messages,
             "events": dstats.get("events", 0),
+            "person_baseline": det.person.status() if det.person is not None else None,
             "last_error": None if error is None else f"{type(error).__name__}: {error}",
             "uptime_s": time.time() - self.attached_at,
         }
@@ -620,16 +618,17 @@ class MultiStreamPipeline(ThreadOwner):
                 self._fail(s, exc)
         if not touched:
             return
-        detectors = [s.detector for s in touched]
-        batches = [d.due_windows() for d in detectors]
-        m = sum(b.m for b in batches)
-        probs = classify_together(self.engine, self.features, batches)
-        if m:
-            self._engine_calls += 1
-            self._windows += m
-            self._largest_batch = max(self._largest_batch, m)
-        for s, b, p in zip(touched, batches, probs, strict=True):
-            self._emit_all(s, self._stamp(s, s.detector.apply(b, p)))
+        while touched:  # more than one round only when a stream has a backlog over 1 s
+            batches = [s.detector.due_windows() for s in touched]
+            m = sum(b.m for b in batches)
+            probs = classify_together(self.engine, self.features, batches)
+            if m:
+                self._engine_calls += 1
+                self._windows += m
+                self._largest_batch = max(self._largest_batch, m)
+            for s, b, p in zip(touched, batches, probs, strict=True):
+                self._emit_all(s, self._stamp(s, s.detector.apply(b, p)))
+            touched = [s for s in touched if s.active and s.detector.pending]
 
     def _pull(self, s: _Stream, unix_offset: float) -> bool:
         """One stream's pull: connection events, gaps, samples into the detector."""

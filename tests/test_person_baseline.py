@@ -193,3 +193,29 @@ def test_detector_classifies_a_saturated_blink_and_faults_a_lateral_shift(engine
     assert not batch.fault[blink_w].any()
     assert batch.classify[blink_w].all()
     assert batch.fault[shift_w].all()
+
+
+def test_horizontal_eye_movements_are_not_blinks() -> None:
+    """F7 and F8 swinging in opposite directions (a look to the side) vetoes a blink call;
+    the same swing on both sides (a blink) does not; small swings are left to the model."""
+    from eegstream.detector import horizontal_eye_movement, veto_blinks
+
+    rng = np.random.default_rng(7)
+    t = np.arange(64) / FS
+    step = 300.0 / (1.0 + np.exp(-(t - 0.25) / 0.02))  # a saccade-like step of 300 uV
+    bump = 300.0 * np.exp(-(((t - 0.25) / 0.08) ** 2))  # a blink-like bump
+    w = 4200.0 + 5.0 * rng.standard_normal((4, len(ELECTRODES), 64))
+    f7, f8 = ELECTRODES.index("F7"), ELECTRODES.index("F8")
+    w[0, f7] += step
+    w[0, f8] -= step  # look left
+    w[1, f7] += bump
+    w[1, f8] += bump  # blink
+    w[2, f7] += step / 20.0
+    w[2, f8] -= step / 20.0  # a 15 uV twitch: too small to judge
+    sideways = horizontal_eye_movement(w)
+    assert sideways.tolist() == [True, False, False, False]
+    probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.9, 0.0, 0.1], [0.1, 0.1, 0.8]])
+    out = veto_blinks(probs, sideways)
+    np.testing.assert_allclose(out[0], [0.0, 0.05, 0.95])
+    np.testing.assert_array_equal(out[1:], probs[1:])
+    np.testing.assert_allclose(out.sum(axis=1), 1.0)

@@ -52,24 +52,23 @@ def evaluation(held_out: list, engine: Engine, bundle: ModelBundle) -> EpochEval
 def test_default_model_on_the_held_out_real_epochs(evaluation: EpochEvaluation) -> None:
     """The issue's acceptance figures, on the held-out third (README: "Accuracy and limits").
 
-    Met: forced blinks >= 95 %; lip-bite reported as jaw_clench; eyebrows, smile, scrunch,
-    look right and tongue called blink <= 5 % on their epochs without a blink-shaped deflection
-    (people blink while moving tongue and eyes: every tongue epoch called blink holds one).
-    Not met, held here so they cannot silently get worse: look left 17.6 % (3 of 17 epochs
-    without a blink shape), rest 2.1 false events/min after the warm-up (<= 1 wanted).
+    Met: forced blinks >= 95 %; lip-bite reported as jaw_clench; eyebrows and smile called blink
+    <= 5 %; eyebrows, smile, scrunch, look left, look right and tongue called blink <= 5 % on
+    their epochs without a blink-shaped deflection (people blink while moving tongue and eyes:
+    every tongue epoch called blink holds one). Not met, held here so that it cannot silently
+    get worse: rest 1.3 false events/min after the warm-up (<= 1 wanted).
     """
     g = evaluation.gestures
     table = g.table()
     assert g.gestures["hardblink"]["epochs"] == 29
     assert g.rate("hardblink", "blink") >= 0.95, table
     assert g.rate("bitelowerlip", "jaw_clench") >= 0.7, table
-    for name in ("eyebrows", "smile", "scrunch", "lookright", "tongue"):
+    for name in ("eyebrows", "smile", "scrunch", "lookleft", "lookright", "tongue"):
         assert g.unshaped_blink_rate(name) <= 0.05, table
     assert g.rate("eyebrows", "blink") <= 0.05, table
     assert g.rate("smile", "blink") <= 0.05, table
-    assert g.unshaped_blink_rate("lookleft") <= 0.2, table
     assert g.rest_s > 5 * 60.0
-    assert g.rest_events_per_min <= 2.5, table
+    assert g.rest_events_per_min <= 1.5, table
 
 
 def test_every_forced_blink_passes_the_fault_check_and_headset_shifts_do_not(

@@ -282,7 +282,7 @@ def _read_one(path: Path, fs: float) -> F64:
         if rec.fs != fs:
             raise EegstreamError(
                 f"epoch file {path} is sampled at {rec.fs:g} Hz (from {how}) but fs={fs:g} was "
-                f"given; pass fs={rec.fs:g} (--fs {rec.fs:g})"
+                f"given; pass fs={rec.fs:g} (--epoch-fs {rec.fs:g})"
             )
     if rec.missing:
         found = [e for e in ELECTRODES if e not in rec.missing]

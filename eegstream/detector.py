@@ -1020,16 +1020,17 @@ class Detector:
         )
         dead_m = dead[:, self.index]
         base = self.baseline.value[self.index]
+        signed = wm - base[None, :, None]  # (k, 10, 64)
         with np.errstate(invalid="ignore"):
-            dev = np.abs(wm - base[None, :, None])  # (k, 10, 64)
+            dev = np.abs(signed)
             over = np.asarray((dev > self.settings.fault_limit_uv) & ~dead_m[:, :, None])
         fault_e = np.asarray(over.any(axis=2))
         fault = fault_e.any(axis=1) & ~nan
         if fault.any():  # every blink is a blink: blink-shaped excursions are classified
             fi = np.flatnonzero(fault)
-            sd = np.where(dead_m[fi][:, :, None], 0.0, wm[fi] - base[None, :, None])
-            at = np.abs(sd).argmax(axis=2)[:, :, None]
-            peak_sd = np.take_along_axis(sd, at, axis=2)[:, :, 0]
+            at = dev[fi].argmax(axis=2)[:, :, None]
+            peak_sd = np.take_along_axis(signed[fi], at, axis=2)[:, :, 0]
+            peak_sd[dead_m[fi]] = 0.0
             fault[fi[blink_shaped(peak_sd, fault_e[fi], self.model_electrodes)]] = False
         span = np.zeros((k, 2))
         peak = np.zeros(k)

@@ -1,8 +1,9 @@
 """Bounded load tests on loopback: many clients, stalled clients, delivery latency.
 
-The server runs in this process (a uvicorn thread) and messages enter through ``Service.sink``
-as the pipeline thread's would; the clients run in a child process (this file run as a script),
-so the server and the clients use both cores instead of sharing one interpreter lock.
+Messages enter through ``Service.sink`` as the pipeline thread's would; the clients run in a
+child process (this file run as a script), so the server and the clients use both cores instead
+of sharing one interpreter lock. The 200-client latency test runs its server in a child process
+too (``server`` mode), away from what earlier tests loaded into the pytest process.
 """
 
 from __future__ import annotations
@@ -103,7 +104,9 @@ def _client_main(argv: list[str]) -> None:
 # --- tests ----------------------------------------------------------------------------------------
 
 
-def test_200_clients_get_every_event_fast_while_a_stalled_one_is_dropped() -> None:
+def _server_main() -> None:
+    """The service side of the 200-client test, in an interpreter of its own: a uvicorn thread,
+    the clients' process, 10 events a second through ``Service.sink``; JSON on stdout."""
     from eegstream.service import create_app, get_service
     from eegstream.service.run import BackgroundServer
     from eegstream.settings import Settings
@@ -127,19 +130,45 @@ def test_200_clients_get_every_event_fast_while_a_stalled_one_is_dropped() -> No
             env=os.environ.copy(),
         ) as proc:
             assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready", (
-                proc.stderr.read() if proc.stderr else ""
-            )
-            assert service.hub.clients == N_CLIENTS + 1
+            ready = proc.stdout.readline().strip()
+            if ready != "ready":
+                raise RuntimeError(
+                    f"clients not ready: {ready!r} {proc.stderr.read() if proc.stderr else ''}"
+                )
+            clients_during = service.hub.clients
             next_at = time.perf_counter()
             for i in range(N_EVENTS):  # 10 events per second: a busy lab (~30 headsets blinking)
                 next_at += EVENT_SPACING_S
                 time.sleep(max(0.0, next_at - time.perf_counter()))
                 service.sink(_event(i, time.time()))
             out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        result = json.loads(out.strip().splitlines()[-1])
-        assert service.hub.clients == 0
+        result = json.loads(out.strip().splitlines()[-1]) if proc.returncode == 0 else {}
+        result |= {
+            "returncode": proc.returncode,
+            "stderr": err,
+            "clients_during": clients_during,
+            "clients_after": service.hub.clients,
+        }
+    sys.stdout.write(json.dumps(result) + "\n")
+
+
+def test_200_clients_get_every_event_fast_while_a_stalled_one_is_dropped() -> None:
+    # The service runs in a fresh interpreter, as in production: in the pytest process, after
+    # test_model_export had loaded TensorFlow, the delivery p99 was 69-82 ms (3 of 3 runs, 2-core
+    # machine); in its own interpreter after the same tests, 13-44 ms in 7 of 9 runs (51 and 70
+    # ms in the other two: this bound stays tight on a 2-core machine).
+    run = subprocess.run(
+        [sys.executable, __file__, "server"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ.copy(),
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["returncode"] == 0, result["stderr"]
+    assert result["clients_during"] == N_CLIENTS + 1
+    assert result["clients_after"] == 0
     expected = list(range(1, N_EVENTS + 1))
     assert all(s == expected for s in result["seqs"]), "a client missed or reordered events"
     lat = np.array(result["latencies"])
@@ -240,4 +269,7 @@ def test_a_reader_that_stops_is_dropped_when_its_queue_fills() -> None:
 
 
 if __name__ == "__main__":
-    _client_main(sys.argv[1:])
+    if sys.argv[1:] == ["server"]:
+        _server_main()
+    else:
+        _client_main(sys.argv[1:])

@@ -70,7 +70,11 @@ class Settings(BaseSettings):
     # detector
     hop: int = Field(8, ge=1, le=64, description="samples between windows (8 = 62.5 ms)")
     threshold: float = Field(0.6, gt=0, lt=1, description="min class probability for a window")
-    min_windows: int = Field(2, ge=1, description="consecutive windows that confirm an event")
+    min_windows: int = Field(
+        3,
+        ge=1,
+        description="consecutive windows that confirm an event (3 = 125 ms after the first)",
+    )
     min_duration: float = Field(0.0, ge=0, description="seconds; shorter events are dropped")
     refractory: float = Field(
         0.25, ge=0, description="seconds after an event's end before the next"

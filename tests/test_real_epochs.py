@@ -55,8 +55,8 @@ def test_default_model_on_the_held_out_real_epochs(evaluation: EpochEvaluation) 
     Met: forced blinks >= 95 %; lip-bite reported as jaw_clench; eyebrows and smile called blink
     <= 5 %; eyebrows, smile, scrunch, look left, look right and tongue called blink <= 5 % on
     their epochs without a blink-shaped deflection (people blink while moving tongue and eyes:
-    every tongue epoch called blink holds one). Not met, held here so that it cannot silently
-    get worse: rest 1.3 false events/min after the warm-up (<= 1 wanted).
+    every tongue epoch called blink holds one); rest <= 1 false event per minute after the
+    warm-up (0.3 measured with the default three confirming windows).
     """
     g = evaluation.gestures
     table = g.table()
@@ -68,7 +68,7 @@ def test_default_model_on_the_held_out_real_epochs(evaluation: EpochEvaluation) 
     assert g.rate("eyebrows", "blink") <= 0.05, table
     assert g.rate("smile", "blink") <= 0.05, table
     assert g.rest_s > 5 * 60.0
-    assert g.rest_events_per_min <= 1.5, table
+    assert g.rest_events_per_min <= 1.0, table
 
 
 def test_every_forced_blink_passes_the_fault_check_and_headset_shifts_do_not(

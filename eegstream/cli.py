@@ -219,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default=None, help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: 8000)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="also answer requests for this Host name (repeatable; '*' = any; loopback names and "
+        "the --host address always work)",
+    )
     p.add_argument("--event-log", type=Path, default=None, help="append events to this JSONL file")
     p.add_argument("--config", type=Path, default=None, help="settings file (TOML, JSON or YAML)")
     _add_backend(p)
@@ -226,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", _cmd_demo, "Replay the bundled demo recording and serve its detections.")
     p.add_argument("--host", default="127.0.0.1", help="bind address")
     p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="also answer requests for this Host name (repeatable; '*' = any; loopback names and "
+        "the --host address always work)",
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed")
     _add_backend(p)

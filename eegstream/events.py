@@ -38,7 +38,11 @@ class ArtifactEvent(BaseModel):
 
 
 class StatusMessage(BaseModel):
-    """A change in a stream's state: connected, gap, recovered, lost, signal_fault, dead_electrode."""
+    """A change in a stream's state: connected, gap, recovered, lost, signal_fault, dead_electrode.
+
+    ``clock_jump``: the source's clock moved (``detail.jump_s``, < 0 backwards); the inlet
+    re-anchored its stamps so the stream's timeline continues without a gap.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -46,7 +50,15 @@ class StatusMessage(BaseModel):
     seq: int = 0
     stream_id: str
     status: Literal[
-        "connected", "gap", "recovered", "lost", "nan", "signal_fault", "dead_electrode", "stopped"
+        "connected",
+        "gap",
+        "recovered",
+        "lost",
+        "nan",
+        "signal_fault",
+        "dead_electrode",
+        "clock_jump",
+        "stopped",
     ]
     start_lsl: float | None = None
     end_lsl: float | None = None

@@ -14,8 +14,10 @@ the one a live detector would have had.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,7 +32,7 @@ from eegstream.errors import EegstreamError, MissingChannelsError
 from eegstream.events import ArtifactEvent, Message
 from eegstream.io.recording import Recording
 from eegstream.preprocess import FeaturePipeline
-from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, Settings
+from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings
 
 if TYPE_CHECKING:
     from eegstream.bundle import ModelBundle
@@ -91,7 +93,14 @@ def _unix_offset(rec: Recording) -> float:
         return 0.0
 
 
-def _check(rec: Recording, features: FeaturePipeline) -> None:
+def _check(rec: Recording, features: FeaturePipeline) -> list[int]:
+    """Refuse what detection cannot use; the model electrodes to feed as dead (empty ones).
+
+    An electrode with more than half its samples non-finite would make every window
+    unclassifiable (0 events, silently). It is fed as a flat line instead, which the detector
+    reports as a ``dead_electrode`` and gives features at the training mean, as for any dead
+    electrode, so detection runs on the others.
+    """
     if rec.fs != FS:
         raise EegstreamError(
             f"{rec.source}: sampling rate {rec.fs:g} Hz; the detector expects {FS} Hz; read the "
@@ -101,6 +110,43 @@ def _check(rec: Recording, features: FeaturePipeline) -> None:
     if missing:
         found = [e for e in ELECTRODES if e not in rec.missing]
         raise MissingChannelsError(rec.source, missing, found)
+    if rec.n_samples < WINDOW:
+        raise EegstreamError(
+            f"recording {rec.source} has {rec.n_samples} sample(s) ({rec.duration:.2f} s at "
+            f"{FS} Hz) but detection needs at least one window of {WINDOW} samples "
+            f"({WINDOW / FS:g} s); give a longer recording"
+        )
+    empty, notes = _signal_checks(rec, features)
+    for note in notes:
+        log.warning("%s: %s", rec.source, note)
+    return empty
+
+
+def _signal_checks(rec: Recording, features: FeaturePipeline) -> tuple[list[int], list[str]]:
+    """Empty model electrodes (columns) and what detection does about non-finite samples."""
+    cols = [ELECTRODES.index(e) for e in features.electrodes]
+    bad = np.count_nonzero(~np.isfinite(rec.data[:, cols]), axis=0)
+    empty = [c for c, k in zip(cols, bad.tolist(), strict=True) if k > 0.5 * rec.n_samples]
+    notes: list[str] = []
+    if empty:
+        notes.append(
+            f"electrode(s) {', '.join(ELECTRODES[c] for c in empty)} have no usable samples "
+            "(non-finite in more than half the rows): detection reports them as dead_electrode "
+            "and runs on the others"
+        )
+    rest = int(sum(k for c, k in zip(cols, bad.tolist(), strict=True) if c not in empty))
+    if rest:
+        notes.append(
+            f"{rest:,} non-finite sample(s) left on the model electrodes: the windows that hold "
+            "them are not classified"
+        )
+    return empty, notes
+
+
+def recording_notes(rec: Recording, features: FeaturePipeline) -> list[str]:
+    """What the reader repaired and what detection works around, in words (for summaries)."""
+    repairs = [str(r) for r in rec.metadata.get("repairs", [])]
+    return repairs + _signal_checks(rec, features)[1]
 
 
 def detect_messages(
@@ -113,7 +159,7 @@ def detect_messages(
     chunk_s: float = CHUNK_S,
 ) -> list[Message]:
     """Every message the detector emits over ``rec`` (onset and final events, statuses)."""
-    _check(rec, features)
+    empty = _check(rec, features)
     det = Detector(engine, features, settings, _stream_id(rec), clock=None)
     offset = _unix_offset(rec)
     step = max(1, int(round(chunk_s * FS)))
@@ -130,10 +176,21 @@ def detect_messages(
         leave=False,
     ) as bar:
         for a in range(0, rec.n_samples, step):
-            out += det.process(rec.data[a : a + step], rec.timestamps[a : a + step], offset)
+            chunk = rec.data[a : a + step]
+            if empty:  # a flat line: the detector's dead-electrode path (features -> mean)
+                chunk = chunk.copy()
+                chunk[:, empty] = 0.0
+            out += det.process(chunk, rec.timestamps[a : a + step], offset)
             bar.update(round(min(step, rec.n_samples - a) / FS))
         out += det.flush()
     st = det.stats
+    if st["nan_windows"]:
+        log.warning(
+            "%s: %d of %d windows held non-finite samples and were not classified",
+            det.stream_id,
+            st["nan_windows"],
+            st["windows"],
+        )
     log.info(
         "%s: %d windows, %d classified, %d with NaN, %d signal-fault windows, %d events",
         det.stream_id,
@@ -255,13 +312,11 @@ def _read(path: Path) -> Recording:
 def run_detect(args: argparse.Namespace) -> int:
     """``eegstream detect FILE [--backend] [--model] [--output PATH|-] [--format jsonl|bids]``."""
     out = str(args.output)
+    sidecar = Path(out).with_suffix(".json")
     if out != "-":
-        parent = Path(out).resolve().parent
-        if not parent.is_dir():
-            raise EegstreamError(
-                f"--output {out}: folder {parent} does not exist; create it first or use - for "
-                "stdout"
-            )
+        _check_out_path("--output", Path(out))
+        if args.format == "bids":
+            _check_out_path("--output (BIDS sidecar)", sidecar)
     settings, bundle, engine = _load(args)
     try:
         rec = _read(args.file)
@@ -269,21 +324,20 @@ def run_detect(args: argparse.Namespace) -> int:
     finally:
         engine.close()
 
-    def write(fh: IO[str]) -> None:
-        if args.format == "bids":
-            write_bids(events, rec, fh)
-        else:
-            write_jsonl(events, fh)
-
+    buf = io.StringIO()
+    if args.format == "bids":
+        write_bids(events, rec, buf)
+    else:
+        write_jsonl(events, buf)
     if out == "-":
-        write(sys.stdout)
+        sys.stdout.write(buf.getvalue())
         sys.stdout.flush()
     else:
-        with open(out, "w", encoding="utf-8", newline="\n") as fh:
-            write(fh)
+        files = [("--output", Path(out), buf.getvalue())]
         if args.format == "bids":
-            sidecar = Path(out).with_suffix(".json")
-            sidecar.write_text(json.dumps(_bids_sidecar(), indent=2) + "\n", encoding="utf-8")
+            text = json.dumps(_bids_sidecar(), indent=2) + "\n"
+            files.append(("--output (BIDS sidecar)", sidecar, text))
+        _write_outputs(files)
     counts = {lab: sum(1 for e in events if e.label == lab) for lab in ("blink", "jaw_clench")}
     log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
     return 0
@@ -310,15 +364,52 @@ def evaluate_recording(
 
 
 def _check_out_path(flag: str, path: Path | None) -> None:
-    """An output path's folder must exist (checked before minutes of detection, not after)."""
+    """An output path must be writable: checked before minutes of detection, not after."""
     if path is None:
         return
     if path.is_dir():
         raise EegstreamError(f"{flag} {path} is a folder; give a file name")
-    if not path.resolve().parent.is_dir():
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise EegstreamError(f"{flag} {path}: folder {parent} does not exist; create it first")
+    if path.exists() and not path.is_file():
+        return  # a device or pipe (/dev/null, /dev/stdout): written in place
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise EegstreamError(
-            f"{flag} {path}: folder {path.resolve().parent} does not exist; create it first"
+            f"{flag} {path}: folder {parent} is not writable; choose another folder"
         )
+    if path.exists() and not os.access(path, os.W_OK):
+        raise EegstreamError(f"{flag} {path} exists and is read-only; choose another file name")
+
+
+def _write_outputs(files: Sequence[tuple[str, Path, str]]) -> None:
+    """Write ``(flag, path, text)`` files whole or not at all.
+
+    Temp files in the same folder are renamed once every one is written, so a failure never
+    leaves a partial file, nor a ``.tsv`` without its sidecar.
+    """
+    done: list[tuple[Path, Path]] = []
+    current = files[0][:2]  # the file being written, for the message
+    try:
+        for flag, path, text in files:
+            current = (flag, path)
+            if path.exists() and not path.is_file() and not path.is_dir():
+                with path.open("w", encoding="utf-8", newline="\n") as fh:  # device or pipe
+                    fh.write(text)
+                continue
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            done.append((tmp, path))
+            with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+                fh.write(text)
+        for tmp, path in done:
+            current = next((f, p) for f, p, _ in files if p == path)
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp, _ in done:
+            tmp.unlink(missing_ok=True)
+        raise EegstreamError(
+            f"{current[0]} {current[1]}: cannot write ({exc.strerror or exc}); choose a writable file path"
+        ) from None
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -335,11 +426,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     reports: list[EvaluationReport] = []
     blocks: list[str] = []
     doc: dict[str, object] = {}
+    checks: dict[str, list[str]] = {}
     try:
         for path in args.files:
             rec = _read(path)
             reports.append(evaluate_recording(rec, engine, bundle.features, settings))
             blocks.append(reports[-1].table())
+            notes = recording_notes(rec, bundle.features)
+            if notes:
+                checks[str(path)] = notes
+                blocks[-1] += "\nchecked and repaired:\n" + "\n".join(f"  {n}" for n in notes)
         if args.epochs is not None:
             epoch_report, gesture_table, doc["epochs"] = _evaluate_epochs(
                 args, engine, bundle, settings
@@ -353,7 +449,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         total.merge(r)
     if len(reports) > 1:
         blocks.append(total.table())
-    print("\n\n".join(blocks))  # noqa: T201 -- the command's result goes to stdout
     if args.json is not None:
         doc |= {
             "model": str(bundle.dir),
@@ -365,8 +460,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
             },
             "files": [r.summary() for r in reports],
             "total": total.summary(),
+            "checks": checks,
         }
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+        _write_outputs([("--json", Path(args.json), json.dumps(doc, indent=2) + "\n")])
+    print("\n\n".join(blocks))  # noqa: T201 -- the command's result goes to stdout
     return 0
 
 

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     token: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names served besides loopback and the bound address ('*' = any)",
+    )
     history_size: int = Field(10_000, ge=1)
     client_queue: int = Field(1_000, ge=1)
     send_timeout: float = Field(2.0, gt=0)
@@ -106,7 +110,7 @@ class Settings(BaseSettings):
     )
     # --- end of H7 block ---
 
-    @field_validator("stream_name", "cors_origins", mode="before")
+    @field_validator("stream_name", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Accept ``a,b`` from the environment as well as lists."""

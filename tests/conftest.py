@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -67,6 +68,25 @@ LSL_CONFIG.write_text(
     "level = -1\n"
 )
 os.environ["LSLAPICFG"] = str(LSL_CONFIG)
+
+
+def stop_process(
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes], timeout: float = 10
+) -> None:
+    """Kill ``proc`` if it still runs, wait for it and close its pipes.
+
+    Every subprocess a test starts goes through this in a ``finally``: a process never waited
+    for, or its pipes left open, becomes a ResourceWarning (an error here) in a later test.
+    """
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.communicate(timeout=timeout)
+    except (subprocess.TimeoutExpired, ValueError):  # ValueError: pipes already read and closed
+        proc.wait(timeout)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def wait_until(

@@ -105,6 +105,22 @@ def test_dashboard_shows_live_signal_and_events(lsl_name: str, source_id: str) -
                 text = row.inner_text()
                 assert "blink" in text or "jaw clench" in text, text
                 assert page.evaluate("() => spans.size") >= 1
+                # reloaded mid-demo, the page backfills the history: the earlier event is
+                # listed (once) and shaded at once, not only the next one
+                first_id = row.get_attribute("data-id")
+                page.reload()
+                page.wait_for_selector("#conn.on", timeout=20_000)
+                page.wait_for_selector(f'.event-row[data-id="{first_id}"]', timeout=3_000)
+                assert page.is_hidden("#no-events")
+                # its span is among those drawn shaded (a reload used to leave it unshaded)
+                assert page.evaluate(f"() => visibleSpans().includes(spans.get({first_id!r}))")
+                assert page.evaluate(
+                    "() => { const ids = [...document.querySelectorAll('.event-row')]"
+                    ".map(r => r.dataset.id); return ids.length === new Set(ids).size; }"
+                )
+                # a trace never leaves its lane, however big the sample (+-100 uV scale)
+                assert page.evaluate("() => laneY(100, 40, 1000, 100)") == 80
+                assert page.evaluate("() => laneY(100, 40, -1000, 100)") == 120
                 page.wait_for_function(
                     "() => document.querySelector('#ready').textContent === 'ready'", timeout=20_000
                 )

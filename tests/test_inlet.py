@@ -199,6 +199,50 @@ def test_pause_of_the_sender_is_a_gap_despite_dejitter(lsl_name: str, collect: C
     assert np.sum(np.diff(ts) > 1.5 / 128) == 1  # nothing smeared over the following samples
 
 
+@pytest.mark.parametrize("jump", [-5.0, -0.5, 5.0])
+def test_a_jump_of_the_source_clock_is_reported_and_the_timeline_continues(
+    lsl_name: str, collect: Collect, jump: float
+) -> None:
+    """A sender whose clock moves by ``jump`` s: one ``clock_jump``, no gap, no growing lag.
+
+    Before: back 5 s, liblsl's monotonize held the stamps for 5 s (detection 6 s late); forward,
+    its dejitter smeared the jump into hundreds of small gaps and stamps in the future.
+    """
+    outlet = _outlet(lsl_name, list(ELECTRODES))
+    stop = threading.Event()
+
+    def push() -> None:  # 3.5 s in real time, the clock moved after 1.5 s
+        t0, start = time.monotonic(), pylsl.local_clock()
+        for k in range(56):
+            if stop.wait(max(0.0, t0 + k * 8 / 128 - time.monotonic())):
+                return
+            first = start + k * 8 / 128 + (jump if k >= 24 else 0.0)
+            stamps = [first + i / 128 for i in range(8)]
+            outlet.push_chunk(np.full((8, 14), 4200.0, dtype=np.float32), stamps)
+
+    sender = threading.Thread(target=push, daemon=True)
+    with EEGInlet(lsl_name, resolve_timeout=20) as inlet:
+        assert outlet.wait_for_consumers(10)
+        sender.start()
+        try:
+            got = collect(inlet, 56 * 8, timeout=10)
+        finally:
+            stop.set()
+            sender.join(10)
+        lag = pylsl.local_clock() - got.arrays()[1][-1]
+        events = inlet.events()
+    _, ts, _ = got.arrays()
+    assert [e.kind for e in events] == ["connected", "clock_jump"]
+    assert events[1].jump_s == pytest.approx(jump, abs=0.05)
+    assert "re-anchored" in events[1].detail
+    assert got.gaps == []
+    steps = np.diff(ts)
+    assert steps.min() > 0.5 / 128, steps.min()
+    assert steps.max() < 1.5 / 128, steps.max()
+    assert ts.shape[0] == 56 * 8
+    assert abs(lag) < 0.5  # the detector is not held seconds behind (or ahead of) the data
+
+
 def test_stalled_stream_is_lost_then_resumes(lsl_name: str, collect: Collect) -> None:
     outlet = _outlet(lsl_name, list(ELECTRODES), source_id=f"{lsl_name}-src")
     stop = threading.Event()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -638,3 +640,46 @@ def test_live_events_carry_the_interpolated_flag_like_offline_detection(
     assert player.start_time is not None
     assert_same_events(got, expected, player.start_time, rec.timestamps[0])
     assert [e.flags for e in got] == [e.flags for e in expected]
+
+
+def test_a_source_clock_set_back_is_a_clock_jump_status_and_the_lag_stays_small(
+    engine: Engine, bundle: ModelBundle, settings: Settings, blinker: Recording, wait_for: WaitFor
+) -> None:
+    """Before: stamps set back 5 s gave no status, no log line and a 6 s lag in ``/status``."""
+    name = f"eegstream-test-multi-clock-{uuid.uuid4().hex[:8]}"
+    info = pylsl.StreamInfo(name, "EEG", 14, 128, pylsl.cf_float32, name)
+    channels = info.desc().append_child("channels")
+    for label in ELECTRODES:
+        channels.append_child("channel").append_child_value("label", label)
+    outlet = pylsl.StreamOutlet(info)
+    data = blinker.data.astype(np.float32)
+    stop = threading.Event()
+
+    def push() -> None:  # real time, 8-sample chunks; the clock goes back 5 s after 3 s
+        t0, start = time.monotonic(), pylsl.local_clock()
+        for k in range(16 * 7):
+            if stop.wait(max(0.0, t0 + k * 8 / 128 - time.monotonic())):
+                return
+            first = start + k * 8 / 128 - (5.0 if k >= 48 else 0.0)
+            outlet.push_chunk(data[k * 8 : k * 8 + 8], [first + i / 128 for i in range(8)])
+
+    sink = Messages()
+    sender = threading.Thread(target=push, daemon=True)
+    with MultiStreamPipeline(engine, bundle.features, settings, sink, streams=[name]) as pipeline:
+        assert outlet.wait_for_consumers(10)
+        sender.start()
+        try:
+            assert wait_for(lambda: sink.statuses("clock_jump"), timeout=20)
+            assert wait_for(lambda: pipeline.status()["streams"][name]["samples"] >= 6 * 128, 20)
+            stream = pipeline.status()["streams"][name]
+        finally:
+            stop.set()
+            sender.join(10)
+    jump = sink.statuses("clock_jump")
+    assert len(jump) == 1
+    assert jump[0].detail["jump_s"] == pytest.approx(-5.0, abs=0.05)
+    assert "gap" not in [m.status for m in sink.statuses()]
+    assert stream["clock_jumps"] == 1
+    assert stream["lag_s"] is not None
+    assert stream["lag_s"] < 1.0
+    assert stream["state"] == "connected"

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pylsl
 import pytest
+from conftest import stop_process
 
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
@@ -274,7 +276,7 @@ def test_cli_replays_a_file_and_exits_0_at_its_end(
             assert inlet.description.source_id == f"{lsl_name}-src"
         out, err = proc.communicate(timeout=60)
     finally:
-        proc.kill()
+        stop_process(proc)
     assert got.n >= 64
     assert proc.returncode == 0, err
     assert f"as LSL stream {lsl_name!r}" in out
@@ -283,8 +285,24 @@ def test_cli_replays_a_file_and_exits_0_at_its_end(
     assert "1 markers" in out
 
 
+def test_signals_only_set_the_stop_flag_and_are_restored_after() -> None:
+    """Ctrl-C / SIGTERM must not raise mid-``Player.start()``: the handler only sets a flag."""
+    from eegstream.stream.replay import _stop_on_signals
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        os.kill(os.getpid(), signal.SIGINT)  # would be a KeyboardInterrupt here otherwise
+        assert stop.wait(5)
+        stop.clear()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_cli_ctrl_c_stops_cleanly_with_exit_0(
-    tmp_path: Path, lsl_name: str, make_recording: MakeRecording
+    tmp_path: Path, lsl_name: str, make_recording: MakeRecording, sig: signal.Signals
 ) -> None:
     from eegstream.io.emotiv import write_recording
 
@@ -293,10 +311,10 @@ def test_cli_ctrl_c_stops_cleanly_with_exit_0(
     proc = _cli(str(path), "--loop", "--name", lsl_name)
     try:
         assert pylsl.resolve_byprop("name", lsl_name, 1, 30), "the replay never appeared"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        stop_process(proc)
     assert proc.returncode == 0, err
     assert "replay stopped after" in out
     assert "Traceback" not in err

@@ -336,7 +336,10 @@ def test_rest_status_ready_health_docs_and_metrics(serve: Callable[..., Served])
     assert wait_until(lambda: s.service.hub.seq == 5)
     st = s.http.get("/status").json()
     assert st["seq"] == 5
-    assert st["streams"] == [{"stream_id": "s1", "status": "signal_fault"}]
+    # a gap and a fault are events in a connected stream, not its state
+    assert st["streams"] == [
+        {"stream_id": "s1", "status": "connected", "last_status": "signal_fault"}
+    ]
     assert st["uptime_s"] > 0
     assert st["dropped_clients"] == 0
     assert s.http.get("/docs").status_code == 200
@@ -360,6 +363,17 @@ def test_rest_status_ready_health_docs_and_metrics(serve: Callable[..., Served])
     assert "eegstream_end_to_end_latency_seconds_count 2.0" in lines
     assert "eegstream_windows_processed_total 0.0" in lines
     assert "# TYPE eegstream_inference_latency_seconds histogram" in lines
+    assert s.http.get("/ready").json()["reason"] == "no detection pipeline in this app"
+    s.publish(StatusMessage(stream_id="s1", status="lost", unix_time=time.time()))
+    s.publish(StatusMessage(stream_id="s1", status="recovered", unix_time=time.time()))
+    s.publish(StatusMessage(stream_id="s1", status="nan", unix_time=time.time()))
+    assert wait_until(lambda: s.service.hub.seq == 8)
+    st = s.http.get("/status").json()
+    assert st["streams"] == [{"stream_id": "s1", "status": "connected", "last_status": "nan"}]
+    s.publish(StatusMessage(stream_id="s1", status="lost", unix_time=time.time()))
+    assert wait_until(lambda: s.service.hub.seq == 9)
+    st = s.http.get("/status").json()
+    assert st["streams"] == [{"stream_id": "s1", "status": "lost", "last_status": "lost"}]
 
 
 def test_event_log_is_appended_and_flushed_per_event(

@@ -98,7 +98,11 @@ def _client_main(argv: list[str]) -> None:
     import uvloop  # uvicorn's own loop: the 200 clients cost half the CPU of plain asyncio
 
     result = uvloop.run(_clients(url, n, expected, stall))
+    # the event loop may leave stdout non-blocking: a busy reader then saw the ~400 kB result
+    # cut at a pipe-buffer boundary (196,608 bytes) with exit status 0
+    os.set_blocking(sys.stdout.fileno(), True)
     sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
 
 
 # --- tests ----------------------------------------------------------------------------------------

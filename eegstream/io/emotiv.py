@@ -38,8 +38,9 @@ import logging
 import math
 import os
 import re
+import stat
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,16 @@ __all__ = [
 UV_DECIMALS = 6  #: decimals written for microvolts (EmotivPRO writes 6 as well)
 #: Common rates a timestamp-estimated rate snaps to when within 2 %.
 _STANDARD_RATES = (128.0, 256.0, 512.0, 1024.0, 2048.0, 250.0, 500.0, 1000.0, 2000.0)
+#: The metadata line's rate may differ this much (relative) from the timestamps' before it is an
+#: error: the genuine EPOC+ export's clock runs 1 % slow (253.5 Hz for 256); 256 vs 128 is 100 %.
+RATE_TOLERANCE = 0.1
+#: Runs of at most this many seconds of non-finite cells (between finite ones) are interpolated:
+#: the detector bridges the same span of missing samples (detector.GAP_S, 4 samples at 128 Hz).
+REPAIR_MAX_S = 4.0 / 128.0
+#: An electrode with more than this share of non-finite cells is empty (dead for detection).
+EMPTY_SHARE = 0.5
+#: |value| beyond this is no microvolt reading (EPOC rails are 0 and ~8,400 uV): a garbled cell.
+ABSURD_UV = 1e9
 _HEADSETS = {
     "EPOCPLUS": "EPOC+",
     "EPOC+": "EPOC+",
@@ -84,11 +95,15 @@ _HEADSETS = {
 }
 _ELECTRODE_UPPER = {e.upper(): e for e in ELECTRODES}
 _META_KEY = re.compile(r"^\s*([A-Za-z][A-Za-z0-9 _]*?)\s*:(.*)$", re.DOTALL)
-_RATE = re.compile(r"eeg_(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)", re.IGNORECASE)
+#: ``eeg_<rate>`` inside EmotivPRO's ``sampling:eeg_128;mot_32``, else the value's first word.
+_RATE_TEXT = re.compile(r"eeg_([^;,\s]*)|^([^;,\s]+(?:\s*hz)?)", re.IGNORECASE)
 
 # Column roles: (role, electrode or None). Roles loaded as numbers, and which may hold empty cells.
 _STRICT = frozenset({"time", "eeg", "ts_s", "ts_ms"})
 _NULLABLE_ALWAYS = frozenset({"marker_value", "marker_index"})
+#: The metadata line and header are read with this limit (a file without line breaks is no CSV).
+_MAX_HEAD_LINE = 1 << 20
+_MARKS = frozenset({"marker_value", "marker_index", "marker_old"})
 
 
 def headset_name(headset_type: str) -> str:
@@ -201,11 +216,19 @@ def _layout(path: Path) -> _Layout:
     """Find the metadata line, the header and where the data begin."""
     lines: list[tuple[int, str]] = []  # (physical line number, text) of the first non-blank lines
     with _open_text(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
+        line_no = 0
+        while len(lines) < 2:
+            line = fh.readline(_MAX_HEAD_LINE)
+            if not line:
+                break
+            line_no += 1
+            if len(line) >= _MAX_HEAD_LINE and not line.endswith("\n"):
+                raise EegstreamError(
+                    f"recording {path}, line {line_no}: more than {_MAX_HEAD_LINE:,} characters "
+                    "without a line break; this is not a CSV export (give an EmotivPRO CSV)"
+                )
             if line.strip():
                 lines.append((line_no, line))
-                if len(lines) == 2:
-                    break
     if not lines:
         raise EegstreamError(
             f"recording {path} is empty; give an EmotivPRO CSV export with data rows"
@@ -290,16 +313,18 @@ def _load_numbers(
     """Parse the selected columns with ``np.loadtxt`` (C speed), explaining any failure."""
     nullable = {c for c, r in zip(cols, roles, strict=True) if r in _NULLABLE_ALWAYS}
     optional = {c for c, r in zip(cols, roles, strict=True) if r not in _STRICT}
-    for attempt in range(2):
+    skip_blank = False  # whitespace-only lines (loadtxt skips only empty ones): 2nd pass
+    for _attempt in range(3):
         converters: dict[int | str, Callable[[str], Any]] = {c: _maybe_float for c in nullable}
         try:
             with _open_text(path) as fh, warnings.catch_warnings():
                 warnings.filterwarnings("ignore", "loadtxt: input contained no data")
                 for _ in range(lay.skip):
                     fh.readline()
+                lines: Iterable[str] = (ln for ln in fh if ln.strip()) if skip_blank else fh
                 # ~3.5 s for 1 h of a 37-column EmotivPRO export (460,800 rows) on 1 core.
                 table: npt.NDArray[np.float64] = np.loadtxt(
-                    fh,
+                    lines,
                     delimiter=",",
                     dtype=np.float64,
                     usecols=cols,
@@ -310,13 +335,16 @@ def _load_numbers(
                 return table
         except ValueError as exc:
             bad = _find_bad_cell(path, lay.skip, cols, nullable)
+            if bad is None and not skip_blank:
+                skip_blank = True
+                continue
             if bad is None:
                 raise EegstreamError(
                     f"recording {path} could not be parsed as numbers ({exc}); "
                     "check that it is a comma-separated EmotivPRO export"
                 ) from None
             line_no, c, cell, width = bad
-            if cell == "" and c in optional and attempt == 0:
+            if cell == "" and c in optional and not nullable >= optional:
                 log.info("%s: empty cells in optional columns, reading them as missing", path)
                 nullable |= optional
                 continue
@@ -334,12 +362,184 @@ def _load_numbers(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _rate_from_meta(meta: Mapping[str, str]) -> float | None:
+def _check_regular_file(path: Path) -> None:
+    """Refuse folders, devices and pipes before reading (``/dev/zero`` would fill the memory)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise EegstreamError(
+            f"recording {path} does not exist; check the path (current folder: {Path.cwd()})"
+        ) from None
+    except OSError as exc:
+        raise EegstreamError(f"recording {path} cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
+        raise EegstreamError(f"recording {path} is a folder; give the path of a CSV file")
+    if not stat.S_ISREG(mode):
+        raise EegstreamError(
+            f"recording {path} is not a regular file (a device, pipe or socket); give the path "
+            "of a CSV file (save a stream to a file first)"
+        )
+
+
+def _check_timestamps(path: Path, lay: _Layout, ts: npt.NDArray[np.float64]) -> None:
+    """Timestamps must be numbers and never go backwards (errors name the file's line)."""
+    if not np.all(np.isfinite(ts)):
+        row = int(np.flatnonzero(~np.isfinite(ts))[0])
+        line = int(_data_line_numbers(path, lay.skip)[row])
+        raise EegstreamError(
+            f"recording {path}, line {line}: the timestamp is not a number; fix or remove that row"
+        )
+    back = np.flatnonzero(np.diff(ts) < 0)
+    if back.size:
+        row = int(back[0]) + 1
+        line = int(_data_line_numbers(path, lay.skip)[row])
+        raise EegstreamError(
+            f"recording {path}, line {line}: timestamp {ts[row]:.6f} is earlier than the "
+            f"previous row's {ts[row - 1]:.6f}; timestamps must not go backwards (were two "
+            "files concatenated? split them)"
+        )
+
+
+def _duplicate_rows(
+    ts: npt.NDArray[np.float64],
+    counter: npt.NDArray[np.float64] | None,
+    eeg: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_] | None:
+    """Rows to keep when some repeat the row before (same timestamp and counter, or values).
+
+    A row written twice is one sample: kept, it would lengthen the recording and shift the
+    samples after it against their timestamps. None when there is nothing to drop.
+    """
+    same = np.flatnonzero(ts[1:] == ts[:-1]) + 1
+    if same.size == 0:
+        return None
+    if counter is not None:
+        dup = same[counter[same] == counter[same - 1]]
+    else:
+        dup = same[(eeg[same] == eeg[same - 1]).all(axis=1)]
+    if dup.size == 0:
+        return None
+    keep = np.ones(ts.shape[0], dtype=bool)
+    keep[dup] = False
+    return keep
+
+
+def _drop_rows(
+    table: npt.NDArray[np.float64], keep: npt.NDArray[np.bool_], mark_cols: list[int]
+) -> npt.NDArray[np.float64]:
+    """``table[keep]``; a marker on a dropped row moves to the kept row it duplicates."""
+    if mark_cols:
+        marks = np.nan_to_num(table[:, mark_cols]) != 0
+        dropped = np.flatnonzero(~keep & marks.any(axis=1))
+        if dropped.size:
+            kept_before = np.maximum.accumulate(np.where(keep, np.arange(keep.shape[0]), 0))
+            for r in dropped.tolist():
+                k = int(kept_before[r])
+                if not marks[k].any():
+                    table[k, mark_cols] = table[r, mark_cols]
+                    marks[k] = True
+    return table[keep]
+
+
+def _spread_repeated(path: Path, ts: npt.NDArray[np.float64], fs: float) -> int:
+    """Spread runs of a repeated timestamp evenly up to the next one (in place); how many rows.
+
+    The rows are distinct samples (their counter or values differ), only their stamp is stale;
+    left as they are, windows would be stamped with the wrong time. More than half the rows
+    repeating is a broken clock, not a stale stamp: an error.
+    """
+    n = ts.shape[0]
+    rep = ts[1:] == ts[:-1]
+    k = int(rep.sum())
+    if k == 0:
+        return 0
+    if 2 * k > n:
+        raise EegstreamError(
+            f"recording {path}: {k:,} of {n:,} rows repeat the previous row's timestamp, so the "
+            "Timestamp column cannot place the samples; fix it, or delete the column so "
+            "timestamps are synthesised from the sampling rate"
+        )
+    is_start = np.concatenate(([True], ~rep))
+    starts = np.flatnonzero(is_start)
+    group = np.cumsum(is_start) - 1
+    first = starts[group]
+    nxt = np.concatenate((starts[1:], [n]))[group]
+    count = nxt - first
+    t_first = ts[first]
+    t_next = np.where(nxt < n, ts[np.minimum(nxt, n - 1)], t_first + count / fs)
+    offset = np.arange(n) - first
+    later = offset > 0
+    ts[later] = (t_first + offset * (t_next - t_first) / count)[later]
+    return k
+
+
+def _repair_cells(
+    data: npt.NDArray[np.float64], present: list[int], fs: float
+) -> tuple[dict[str, int], list[str], npt.NDArray[np.bool_] | None]:
+    """Non-finite or absurd EEG cells: count them, interpolate short runs, find empty electrodes.
+
+    In place on ``data``. A short run (up to ``REPAIR_MAX_S``) between good samples is
+    interpolated linearly: left as NaN it would stop classification for a whole window (0.5 s)
+    and cut any artifact across it in two. Longer runs stay NaN (the detector skips those
+    windows); an electrode with more than ``EMPTY_SHARE`` of them is listed as empty.
+    Returns the count per electrode, the empty electrodes and the rows interpolated (None if
+    none).
+    """
+    x = data[:, present]
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(x) <= ABSURD_UV)
+    if not bad.any():
+        return {}, [], None
+    n = data.shape[0]
+    max_run = max(1, int(REPAIR_MAX_S * fs + 1e-9))
+    counts: dict[str, int] = {}
+    empty: list[str] = []
+    fixed = np.zeros(n, dtype=bool)
+    for j in np.flatnonzero(bad.any(axis=0)).tolist():
+        c, b = present[j], bad[:, j]
+        name = ELECTRODES[c]
+        counts[name] = int(b.sum())
+        col = data[:, c]
+        col[b] = np.nan
+        if counts[name] > EMPTY_SHARE * n:
+            empty.append(name)
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], b.view(np.int8), [0]))))
+        starts, stops = edges[::2], edges[1::2]
+        short = (stops - starts <= max_run) & (starts > 0) & (stops < n)
+        if not short.any():
+            continue
+        a, lengths = starts[short], (stops - starts)[short]
+        idx = np.arange(int(lengths.sum())) + np.repeat(a - np.cumsum(lengths) + lengths, lengths)
+        good = np.flatnonzero(~b)
+        col[idx] = np.interp(idx, good, col[good])
+        fixed[idx] = True
+    return counts, empty, (fixed if fixed.any() else None)
+
+
+def _rate_from_meta(path: Path, meta: Mapping[str, str]) -> float | None:
+    """The rate the metadata line states; a stated rate that is not a positive number is an error.
+
+    ``sampling rate:256``, ``sampling:eeg_128;mot_32``, ``sampling:128`` (old exports).
+    """
     for key in ("sampling rate", "sampling"):
-        text = meta.get(key, "")
-        m = _RATE.search(text)
-        if m:
-            return float(m.group(1) or m.group(2))
+        text = meta.get(key, "").strip()
+        if not text:
+            continue
+        m = _RATE_TEXT.search(text)
+        token = (m.group(1) or m.group(2) or "") if m else ""
+        token = re.sub(r"(?i)\s*hz$", "", token)
+        try:
+            rate = float(token)
+        except ValueError:
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise EegstreamError(
+                f"recording {path}: the metadata line says '{key}:{text}', expected a positive "
+                "sampling rate in Hz (e.g. 128 or 256); fix that entry (the rate the headset "
+                "recorded at) or delete it so the rate is taken from the timestamps"
+            )
+        return rate
     return None
 
 
@@ -347,31 +547,54 @@ def _decide_rate(
     path: Path, meta_fs: float | None, ts: npt.NDArray[np.float64] | None, fs: float | None
 ) -> tuple[float, str]:
     """The file's sampling rate and where it came from; conflicts are user errors."""
+    if fs is not None and not (math.isfinite(fs) and fs > 0):
+        raise EegstreamError(
+            f"recording {path}: fs={fs!r} was given; expected a positive sampling rate in Hz "
+            "(e.g. --fs 128)"
+        )
     if meta_fs is not None:
         if fs is not None and fs != meta_fs:
             raise EegstreamError(
                 f"recording {path} says 'sampling rate {meta_fs:g}' in its metadata line but "
                 f"fs={fs:g} was given; drop --fs (it is only for files that lack a rate)"
             )
+        est = _timestamp_rate(ts)
+        if est is not None and abs(est - meta_fs) > RATE_TOLERANCE * meta_fs:
+            raise EegstreamError(
+                f"recording {path} says 'sampling rate {meta_fs:g}' in its metadata line but its "
+                f"timestamps advance at {est:.1f} Hz; one of them is wrong: fix the metadata "
+                f"line's rate (e.g. 'sampling rate:{_snap(est):g}') or the Timestamp column"
+            )
         return meta_fs, "metadata"
-    if ts is not None and ts.shape[0] > 2:
-        step = float(np.median(np.diff(ts)))
-        if step > 0:
-            est = 1.0 / step
-            if fs is not None:
-                if abs(est - fs) > 0.05 * fs:
-                    raise EegstreamError(
-                        f"recording {path}: its timestamps advance at {est:.1f} Hz but fs={fs:g} "
-                        "was given; drop --fs or fix it"
-                    )
-                return float(fs), "argument"
-            for rate in _STANDARD_RATES:
-                if abs(est - rate) <= 0.02 * rate:
-                    return rate, "timestamps"
-            return round(est, 1), "timestamps"
+    est = _timestamp_rate(ts)
+    if est is not None:
+        if fs is not None:
+            if abs(est - fs) > 0.05 * fs:
+                raise EegstreamError(
+                    f"recording {path}: its timestamps advance at {est:.1f} Hz but fs={fs:g} "
+                    "was given; drop --fs or fix it"
+                )
+            return float(fs), "argument"
+        return _snap(est), "timestamps"
     if fs is not None:
         return float(fs), "argument"
     return float(FS), "default"
+
+
+def _timestamp_rate(ts: npt.NDArray[np.float64] | None) -> float | None:
+    """Rate from the median timestamp step (robust to gaps and jitter); None if unknown."""
+    if ts is None or ts.shape[0] <= 2:
+        return None
+    step = float(np.median(np.diff(ts)))
+    return 1.0 / step if step > 0 else None
+
+
+def _snap(est: float) -> float:
+    """A timestamp-estimated rate, snapped to a common rate within 2 %."""
+    for rate in _STANDARD_RATES:
+        if abs(est - rate) <= 0.02 * rate:
+            return rate
+    return round(est, 1)
 
 
 def _metadata_from_line(meta: Mapping[str, str]) -> dict[str, Any]:
@@ -408,6 +631,7 @@ def read_recording(
     marker_labels: Mapping[int, str] | None = None,
     target_fs: float | None = FS,
     require_electrodes: bool = True,
+    repair_cells: bool = True,
 ) -> Recording:
     """Read an EmotivPRO CSV (or plain CSV of channel columns) into a :class:`Recording`.
 
@@ -425,9 +649,13 @@ def read_recording(
         ``None`` keeps the file's own rate (``eegstream info`` looks at the data as recorded).
     require_electrodes
         Raise :class:`MissingChannelsError` when an electrode the model reads is absent.
+    repair_cells
+        Interpolate short runs of non-finite or absurd EEG cells (and report them); ``False``
+        leaves them as read, for callers that refuse such files (labelled epochs).
     """
     path = Path(path)
     labels = dict(DEFAULT_MARKER_LABELS if marker_labels is None else marker_labels)
+    _check_regular_file(path)
     lay = _layout(path)
     roles = [_role(n) for n in lay.names]
 
@@ -459,45 +687,87 @@ def read_recording(
             f"recording {path} has a header but no data rows; export the recording again"
         )
     pos = {c: j for j, c in enumerate(cols)}
+    repairs: list[str] = []  # what was repaired, in words (warned, and kept in the metadata)
 
     def column(role: str, key: str | None = None) -> npt.NDArray[np.float64] | None:
         i = seen.get((role, key))
         return None if i is None else table[:, pos[i]]
 
-    n = table.shape[0]
-    data = np.full((n, len(ELECTRODES)), np.nan, dtype=np.float64)
-    present = [ELECTRODES.index(e) for e in found]
-    data[:, present] = table[:, [pos[eeg_cols[e]] for e in found]]
-
+    for role in ("marker_value", "marker_index", "marker_old"):
+        marks = column(role)
+        if marks is not None:
+            with np.errstate(invalid="ignore"):
+                wrong = np.flatnonzero(np.isinf(marks) | (np.abs(marks) >= 2**31))
+            if wrong.size:
+                row = int(wrong[0])
+                line = int(_data_line_numbers(path, lay.skip)[row])
+                raise EegstreamError(
+                    f"recording {path}, line {line}, column {lay.names[seen[(role, None)]]}: "
+                    f"expected a marker number, found {marks[row]:g}; fix or remove that cell"
+                )
+    meta_fs = _rate_from_meta(path, lay.meta)
     ts = column("time")
     secs = column("ts_s")
     if ts is None and secs is not None:  # old TestBench exports: seconds + milliseconds columns
         ms = column("ts_ms")
         ts = secs if ms is None else secs + ms / 1000.0
-    meta_fs = _rate_from_meta(lay.meta)
+    if ts is not None:
+        ts = np.ascontiguousarray(ts)
+        _check_timestamps(path, lay, ts)
+        keep = _duplicate_rows(ts, column("counter"), table[:, [pos[eeg_cols[e]] for e in found]])
+        if keep is not None:
+            dropped = int(table.shape[0] - keep.sum())
+            table = _drop_rows(table, keep, [pos[i] for (r, _), i in seen.items() if r in _MARKS])
+            ts = ts[keep]
+            repairs.append(
+                f"dropped {dropped:,} duplicated row(s) (same timestamp and "
+                f"{'counter' if column('counter') is not None else 'values'} as the row before)"
+            )
+    n = table.shape[0]
+    data = np.full((n, len(ELECTRODES)), np.nan, dtype=np.float64)
+    present = [ELECTRODES.index(e) for e in found]
+    data[:, present] = table[:, [pos[eeg_cols[e]] for e in found]]
+
+    if ts is not None and n > 1 and ts[-1] == ts[0]:
+        raise EegstreamError(
+            f"recording {path}: all {n:,} rows have the same timestamp {ts[0]:.6f}, so the "
+            "Timestamp column says nothing about when samples were taken; fix it, or delete the "
+            "column so timestamps are synthesised from the sampling rate"
+        )
     src_fs, fs_source = _decide_rate(path, meta_fs, ts, fs)
     synthesised = ts is None
     if ts is None:
         t0 = _metadata_from_line(lay.meta).get("start_time", 0.0)
         ts = float(t0) + np.arange(n, dtype=np.float64) / src_fs
     else:
-        ts = np.ascontiguousarray(ts)
-        if not np.all(np.isfinite(ts)):
-            row = int(np.flatnonzero(~np.isfinite(ts))[0])
-            line = int(_data_line_numbers(path, lay.skip)[row])
-            raise EegstreamError(f"recording {path}, line {line}: the timestamp is not a number")
-        back = np.flatnonzero(np.diff(ts) < 0)
-        if back.size:
-            row = int(back[0]) + 1
-            line = int(_data_line_numbers(path, lay.skip)[row])
-            raise EegstreamError(
-                f"recording {path}, line {line}: timestamp {ts[row]:.6f} is earlier than the "
-                f"previous row's {ts[row - 1]:.6f}; timestamps must not go backwards (were two "
-                "files concatenated? split them)"
+        spread = _spread_repeated(path, ts, src_fs)
+        if spread:
+            repairs.append(
+                f"{spread:,} row(s) repeated the previous row's timestamp; their timestamps "
+                "were spread evenly up to the next timestamp"
             )
 
     interp_col = column("interp")
     interpolated = None if interp_col is None else np.nan_to_num(interp_col) > 0
+    nonfinite, empty, fixed = (
+        _repair_cells(data, present, src_fs) if repair_cells else ({}, [], None)
+    )
+    if fixed is not None:
+        interpolated = fixed if interpolated is None else interpolated | fixed
+    if nonfinite:
+        cells = sum(nonfinite.values())
+        what = [
+            f"{cells:,} cell(s) that were not numbers (NaN, inf or beyond {ABSURD_UV:g} uV): "
+            + ", ".join(f"{e} {c:,}" for e, c in nonfinite.items())
+        ]
+        if fixed is not None:
+            what.append(
+                f"{int(fixed.sum()):,} row(s) in runs of at most {REPAIR_MAX_S * 1000:.0f} ms "
+                "interpolated (flagged as interpolated)"
+            )
+        if empty:
+            what.append(f"{', '.join(empty)} empty (more than half not numbers)")
+        repairs.append("; ".join(what))
     quality, quality_source = None, None
     for role, name in (("cq", "CQ"), ("eq", "EQ")):
         q_cols = {key: i for (r, key), i in seen.items() if r == role and key}
@@ -528,6 +798,13 @@ def read_recording(
     )
     if quality_source:
         metadata["quality_source"] = quality_source
+    if nonfinite:
+        metadata["nonfinite"] = nonfinite
+    if empty:
+        metadata["empty_electrodes"] = empty
+    metadata["repairs"] = repairs
+    for text in repairs:
+        log.warning("recording %s: %s", path, text)
     counter = column("counter")
     if counter is not None:
         metadata["counter"] = counter.copy()
@@ -642,6 +919,7 @@ _DERIVED = frozenset(
         "source_samples", "resampled_from", "columns", "timestamps_synthesised",
         "quality_source", "counter", "original_timestamps", "channels", "sampling",
         "sampling rate", "start timestamp", "stop timestamp", "labels", "chan",
+        "repairs", "nonfinite", "empty_electrodes",
     }
 )  # fmt: skip
 

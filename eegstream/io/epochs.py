@@ -271,7 +271,9 @@ def _list_files(folder: Path) -> list[tuple[str, int, Path]]:
 def _read_one(path: Path, fs: float) -> F64:
     """The ``(n, 14)`` microvolts of one epoch file, by column name, checked."""
     # fs=None: a rate the file states itself (timestamps) must not be overridden silently
-    rec = read_recording(path, fs=None, target_fs=None, require_electrodes=False)
+    rec = read_recording(
+        path, fs=None, target_fs=None, require_electrodes=False, repair_cells=False
+    )
     if rec.metadata.get("fs_source") in ("metadata", "timestamps"):
         how = "its metadata line" if rec.metadata["fs_source"] == "metadata" else "its timestamps"
         if rec.fs not in EPOCH_RATES:

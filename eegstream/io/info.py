@@ -11,6 +11,7 @@ import argparse
 import logging
 import math
 import os
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -57,6 +58,8 @@ class ChannelSummary:
     quality_mean: float | None = None  #: mean contact quality (0-4) when CQ columns exist
     quality_min: float | None = None
     quality_good: float | None = None  #: share of samples with quality 4 (good)
+    nonfinite: int = 0  #: samples that are not numbers (NaN, inf) after the reader's repairs
+    empty: bool = False  #: no finite sample at all: the column is there but holds nothing
 
     @property
     def flags(self) -> list[str]:
@@ -99,6 +102,8 @@ class RecordingInfo:
     timestamps_synthesised: bool = False
     quality_source: str | None = None
     channels: list[ChannelSummary] = field(default_factory=list)
+    #: what the reader repaired (duplicated rows dropped, bad cells interpolated, ...), in words
+    repairs: list[str] = field(default_factory=list)
 
     @property
     def resampled(self) -> bool:
@@ -133,11 +138,35 @@ def _runs_at_extremes(x: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
 
 def _channel_summaries(rec: Recording, fault_limit_uv: float) -> list[ChannelSummary]:
     """Vectorised statistics over all present electrodes at once."""
-    present = [i for i, e in enumerate(rec.channels) if e not in rec.missing]
-    out = [ChannelSummary(name=e, present=i in present) for i, e in enumerate(rec.channels)]
-    if not present or rec.n_samples == 0:
+    out = [ChannelSummary(name=e, present=e not in rec.missing) for e in rec.channels]
+    if rec.n_samples == 0:
+        return out
+    finite = np.isfinite(rec.data)
+    for i, s in enumerate(out):
+        if s.present:
+            s.nonfinite = int(rec.n_samples - np.count_nonzero(finite[:, i]))
+            s.empty = s.nonfinite == rec.n_samples
+    # statistics over electrodes with at least one number (an empty column has none to give)
+    present = [i for i, s in enumerate(out) if s.present and not s.empty]
+    if not present:
         return out
     x = rec.data[:, present]
+    if any(out[i].nonfinite for i in present):
+        with warnings.catch_warnings():
+            # all-NaN segments of a partly empty column: their NaN statistics are intended
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _fill_summaries(rec, x, present, out, fault_limit_uv)
+    return _fill_summaries(rec, x, present, out, fault_limit_uv)
+
+
+def _fill_summaries(
+    rec: Recording,
+    x: npt.NDArray[np.float64],
+    present: list[int],
+    out: list[ChannelSummary],
+    fault_limit_uv: float,
+) -> list[ChannelSummary]:
+    """The statistics of :func:`_channel_summaries` for the columns ``present`` (``x``)."""
     mean = np.nanmean(x, axis=0)
     std = np.nanstd(x, axis=0)
     seg_len = max(2, round(SEGMENT_S * rec.fs))
@@ -147,7 +176,8 @@ def _channel_summaries(rec: Recording, fault_limit_uv: float) -> list[ChannelSum
     typical = np.nanmedian(seg_std, axis=0)
     flat_segments = (seg_std < FLAT_UV).sum(axis=0)
     median = np.nanmedian(x, axis=0)
-    out_of_range = (np.abs(x - median) > fault_limit_uv).sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        out_of_range = (np.abs(x - median) > fault_limit_uv).sum(axis=0)
     stuck = _runs_at_extremes(x)
     seg_s = seg.shape[0] / n_seg / rec.fs
     q = None if rec.quality is None else rec.quality[:, present].astype(np.float64)
@@ -169,7 +199,7 @@ def _channel_summaries(rec: Recording, fault_limit_uv: float) -> list[ChannelSum
 
 def _counter_gaps(counter: npt.NDArray[np.float64], fs: float) -> tuple[int, int]:
     """Gaps in ``EEG.Counter`` (it counts samples and restarts every second)."""
-    c = counter[np.isfinite(counter)].astype(np.int64)
+    c = counter[np.isfinite(counter) & (np.abs(counter) < 2**62)].astype(np.int64)
     if c.shape[0] < 2:
         return 0, 0
     modulus = max(round(fs), int(c.max()) + 1)
@@ -203,6 +233,7 @@ def analyse_recording(
         interpolated=None if rec.interpolated is None else int(rec.interpolated.sum()),
         timestamps_synthesised=bool(md.get("timestamps_synthesised", False)),
         quality_source=md.get("quality_source"),
+        repairs=[str(r) for r in md.get("repairs", [])],
     )
     counter = md.get("counter")
     if counter is not None:
@@ -297,6 +328,9 @@ def format_info(info: RecordingInfo) -> str:
         )
     lines.append(f"missing samples: {'; '.join(gaps) if gaps else 'unknown'}")
 
+    if info.repairs:
+        lines.append("checked and repaired:")
+        lines += [f"  {r}" for r in info.repairs]
     has_q = any(c.quality_mean is not None for c in info.channels)
     head = f"{'electrode':<10}{'mean uV':>10}{'std uV':>9}{'typ std':>9}"
     head += f"  {'contact quality':<22}" if has_q else "  "
@@ -304,6 +338,12 @@ def format_info(info: RecordingInfo) -> str:
     for c in info.channels:
         if not c.present:
             lines.append(f"{c.name:<10}{'missing':>10}")
+            continue
+        if c.empty:
+            lines.append(
+                f"{c.name:<10}{'empty':>10}  the column holds no numbers (all "
+                f"{info.n_samples:,} samples NaN/inf): detection treats it as a dead electrode"
+            )
             continue
         row = f"{c.name:<10}{c.mean:>10.1f}{c.std:>9.1f}{c.typical_std:>9.1f}"
         if has_q:
@@ -327,6 +367,8 @@ def format_info(info: RecordingInfo) -> str:
             notes.append(f"saturated ({', '.join(why)})")
         if c.noisy:
             notes.append("noisy")
+        if c.nonfinite:
+            notes.append(f"{c.nonfinite:,} samples not numbers")
         row += ", ".join(notes) if notes else "ok"
         lines.append(row.rstrip())
     if has_q:

@@ -7,10 +7,14 @@ detection side with ``pipeline_factory`` (the real one loads the bundle and the 
 message; the sink hops onto the event loop, where ``Service.publish`` numbers the message in the
 ``Hub``, logs it, pushes it to LSL and fans it out to websocket clients.
 
-Security: with ``settings.token`` set, every data endpoint needs it (REST: ``Authorization:
-Bearer``; websockets: that header or ``?token=``), compared in constant time. ``/health``, the
-dashboard's static files and the OpenAPI docs stay open: they carry no data, and container
-health checks must not need a secret.
+Security: every request and websocket handshake must name an allowed ``Host`` (loopback names,
+the bound address, ``settings.allowed_hosts``), so that a web page whose DNS name was rebound to
+this machine cannot read anything; a browser websocket's ``Origin`` must be an allowed host or
+one of ``settings.cors_origins`` (never compared with ``Host``, which the page controls). With
+``settings.token`` set, every data endpoint needs it (REST: ``Authorization: Bearer``;
+websockets: that header or the exact ``?token=`` parameter), compared in constant time.
+``/health``, the dashboard's static files and the OpenAPI docs need no token (they carry no
+data; container health checks must not need a secret) but do need an allowed ``Host``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +42,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 from scipy.signal import lfilter
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from eegstream import __version__
@@ -66,18 +72,30 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 CLOSE_UNAUTHORISED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_BAD_REQUEST = 1008  #: policy violation: an invalid query parameter
+CLOSE_FORBIDDEN_HOST = 1008  #: policy violation: a ``Host`` outside the allow-list
 CLOSE_TOO_BIG = 1009
 
 #: Stream states in which the stream delivers data (``/ready`` needs every stream in one).
-_LIVE_STATES = frozenset({"connected", "recovered", "gap", "nan", "signal_fault", "dead_electrode"})
+#: A stream's state in ``/status`` follows its connection; gap, nan, signal_fault,
+#: dead_electrode and clock_jump are events in a connected stream, shown as ``last_status``.
+_STATE_OF = {
+    "connected": "connected",
+    "recovered": "connected",
+    "lost": "lost",
+    "stopped": "stopped",
+}
 #: Seconds of signal the dashboard shows (and gets in its first frame).
 SIGNAL_WINDOW_S = 10.0
 #: Dashboard frames per second: small frames, smooth enough scrolling.
 SIGNAL_FRAMES_PER_S = 8.0
 #: Time constant (s) of the moving baseline subtracted from the dashboard signal (drift removal).
 SIGNAL_BASELINE_TAU_S = 2.0
-#: Websocket close reasons are limited to 123 bytes by RFC 6455.
-_MAX_REASON = 120
+#: Websocket close reasons are limited to 123 bytes (of UTF-8) by RFC 6455.
+_MAX_REASON_BYTES = 123
+#: Host names that always reach this machine only (a page cannot own them).
+LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
+#: Listening addresses that mean "every interface" (no host name of their own).
+_WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 Sink = Callable[[Message], None]
 #: Longest stream id accepted in ``/ws/signal?stream=`` (LSL names are short).
@@ -144,7 +162,8 @@ class Service:
         self.hub = Hub(settings.history_size, settings.client_queue, lambda _: self.count_drop())
         self.dropped = 0  #: clients dropped for being too slow
         self.source: EventSource | None = None
-        self.stream_states: dict[str, str] = {}
+        self.stream_states: dict[str, str] = {}  #: connected, lost, stopped or detached
+        self.stream_last: dict[str, str] = {}  #: the latest status message of each stream
         self.shutdown = asyncio.Event()  #: set when the service stops: every client loop exits
         self._factory = factory
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -251,7 +270,10 @@ class Service:
         else:
             published_lsl = 0.0
             detached = message.status == "stopped" and message.detail.get("detached") is True
-            self.stream_states[message.stream_id] = "detached" if detached else message.status
+            sid = message.stream_id
+            state = _STATE_OF.get(message.status, self.stream_states.get(sid, "connected"))
+            self.stream_states[sid] = "detached" if detached else state
+            self.stream_last[sid] = message.status
         self.metrics.observe_message(message, now, published_lsl)
         if self._log_file is not None:
             try:
@@ -296,14 +318,17 @@ class Service:
         states = {s: st for s, st in self.stream_states.items() if st != "detached"}
         if not states:
             return False, "no stream connected yet"
-        down = sorted(s for s, state in states.items() if state not in _LIVE_STATES)
+        down = sorted(s for s, state in states.items() if state != "connected")
         if down:
             return False, f"stream {', '.join(down)} is {self.stream_states[down[0]]}"
         return True, "ok"
 
     def streams(self) -> list[dict[str, str]]:
         """Each known stream with its latest state."""
-        return [{"stream_id": s, "status": st} for s, st in sorted(self.stream_states.items())]
+        return [
+            {"stream_id": s, "status": st, "last_status": self.stream_last.get(s, st)}
+            for s, st in sorted(self.stream_states.items())
+        ]
 
     # --- websocket bookkeeping -------------------------------------------------------------------
 
@@ -422,16 +447,162 @@ def _bearer(header: str | None) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-def _origin_ok(websocket: WebSocket, settings: Settings) -> bool:
-    """Browsers send ``Origin``: accept the page's own host and the configured CORS origins.
+def close_reason(text: str) -> str:
+    """``text`` cut to a valid websocket close reason: at most 123 bytes of whole UTF-8 characters.
+
+    A longer reason (a non-ASCII query value echoed back, say) makes the websocket library
+    refuse the close frame, and the client would get no reason and no close code at all.
+    """
+    raw = text.encode("utf-8")
+    if len(raw) <= _MAX_REASON_BYTES:
+        return text
+    return raw[:_MAX_REASON_BYTES].decode("utf-8", errors="ignore")
+
+
+def _host_port(value: str) -> tuple[str, int | None] | None:
+    """``(host, port)`` of a ``Host`` header or an allow-list entry, normalised; None if invalid.
+
+    Names are compared case-insensitively and without a trailing dot; IPv6 literals without
+    their brackets.
+    """
+    value = value.strip()
+    if value.count(":") > 1 and not value.startswith("["):
+        value = f"[{value}]"  # a bare IPv6 address (an allow-list entry such as ::1)
+    try:
+        parts = urlsplit(f"//{value}")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a port that is not a number, an unclosed bracket
+        return None
+    if not host or parts.username is not None or parts.password is not None or parts.path:
+        return None
+    return host.rstrip("."), port
+
+
+@dataclass(frozen=True)
+class HostPolicy:
+    """Which ``Host`` names the service answers (its defence against DNS rebinding).
+
+    A page on ``evil.example`` whose name is rebound to 127.0.0.1 talks to this service with
+    ``Host: evil.example``: refusing unknown hosts stops it reading events, status and signal.
+    An entry without a port allows any port.
+    """
+
+    entries: frozenset[tuple[str, int | None]]
+    any_host: bool = False  #: ``*`` in the allow-list: the check is off
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HostPolicy:
+        """Loopback names, the bound address (unless a wildcard), and ``settings.allowed_hosts``."""
+        names = [*LOOPBACK_HOSTS, *settings.allowed_hosts]
+        if settings.host not in _WILDCARD_HOSTS:
+            names.append(settings.host)
+        entries: set[tuple[str, int | None]] = set()
+        for name in names:
+            if name == "*":
+                continue
+            parsed = _host_port(name)
+            if parsed is None:
+                raise EegstreamError(
+                    f"allowed_hosts: {name!r} is not a host name (expected e.g. eeg.lab.local, "
+                    "192.168.1.20, [fe80::1] or eeg.lab.local:8000, or * for any host)"
+                )
+            entries.add(parsed)
+        return cls(frozenset(entries), "*" in settings.allowed_hosts)
+
+    def allows(self, host: str | None) -> bool:
+        """Whether a ``Host`` header (or an origin's ``host[:port]``) is one of the allowed."""
+        if self.any_host:
+            return True
+        parsed = _host_port(host) if host else None
+        if parsed is None:
+            return False
+        name, port = parsed
+        return (name, None) in self.entries or (port is not None and parsed in self.entries)
+
+    @staticmethod
+    def refusal(host: str | None) -> str:
+        """What to tell a client whose ``Host`` was refused (and its user what to change)."""
+        if not host:
+            return "request without a Host header refused: send the Host you connect to"
+        parsed = _host_port(host)
+        name = parsed[0] if parsed is not None else host
+        return (
+            f"host {host!r} is not allowed (protection against DNS rebinding): if you reach the "
+            f"service by this name, start it with --allowed-host {name} "
+            f"(or EEGSTREAM_ALLOWED_HOSTS={name}, or allowed_hosts in the config file)"
+        )
+
+
+class _HostGuard:
+    """ASGI middleware refusing requests whose ``Host`` the policy does not allow.
+
+    REST gets 400 with a JSON ``detail``; a websocket is accepted, then closed with 1008 and the
+    reason (a browser shows a close reason, not the body of a refused handshake).
+    """
+
+    def __init__(self, app: ASGIApp, policy: HostPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host")
+        if self.policy.allows(host):
+            await self.app(scope, receive, send)
+            return
+        detail = self.policy.refusal(host)
+        log.warning("refused a %s request for %s: %s", scope["type"], scope["path"], detail)
+        if scope["type"] == "http":
+            await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+            return
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        await send(
+            {
+                "type": "websocket.close",
+                "code": CLOSE_FORBIDDEN_HOST,
+                "reason": close_reason(detail),
+            }
+        )
+
+
+def _origin_ok(websocket: WebSocket, settings: Settings, policy: HostPolicy) -> bool:
+    """Browsers send ``Origin``: accept an allowed host's page and the configured CORS origins.
 
     This stops another website open in the lab's browser from reading the events (websockets are
-    not covered by CORS). Clients that send no ``Origin`` (scripts) are not browsers.
+    not covered by CORS). ``Origin`` is never compared with ``Host``: a DNS-rebinding page sets
+    both. Clients that send no ``Origin`` (scripts) are not browsers. With ``allowed_hosts``
+    ``*`` (the host check off) the page's own origin (``Origin`` matching ``Host``) is accepted.
     """
     origin = websocket.headers.get("origin")
     if origin is None or "*" in settings.cors_origins or origin in settings.cors_origins:
         return True
-    return urlsplit(origin).netloc == websocket.headers.get("host")
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:
+        return False
+    if policy.any_host:
+        return netloc == websocket.headers.get("host")
+    return policy.allows(netloc)
+
+
+def _query_token(websocket: WebSocket) -> str | None:
+    """The value of the exact ``token`` query parameter (first one), percent-decoded.
+
+    Only a parameter literally named ``token`` counts: a name that merely decodes to it
+    (``%74oken``) or differs in case (``TOKEN``) does not authenticate, so that what the logs
+    mask and what the server accepts are the same thing.
+    """
+    query: bytes = websocket.scope.get("query_string", b"")
+    for part in query.split(b"&"):
+        name, sep, value = part.partition(b"=")
+        if name == b"token" and sep:
+            return unquote_plus(value.decode("ascii", errors="replace"))
+    return None
 
 
 def _ws_query(params: Any) -> tuple[int | None, Filter]:
@@ -486,7 +657,7 @@ async def _close(websocket: WebSocket, closing: Closing, timeout: float) -> None
     """Send a close frame, bounded: a stalled peer cannot hold the handler."""
     try:
         async with asyncio.timeout(timeout):
-            await websocket.close(closing.code, closing.reason[:_MAX_REASON])
+            await websocket.close(closing.code, close_reason(closing.reason))
     except (TimeoutError, WebSocketDisconnect, RuntimeError) as exc:
         # RuntimeError: starlette refuses a second close; the connection is gone either way
         log.debug("close %s not sent: %r", closing.code, exc)
@@ -637,6 +808,8 @@ async def _signal_sender(
             if frame is not None:
                 await _send(websocket, json.dumps(frame, separators=(",", ":")), timeout)
     except TimeoutError:
+        service.count_drop()
+        log.warning("dropping signal client: a send took longer than %.1f s", timeout)
         return Closing(CLOSE_TOO_SLOW, f"client too slow: a send took longer than {timeout:g} s")
     except WebSocketDisconnect:
         return None
@@ -665,6 +838,7 @@ def create_app(
             f"signal_rate={settings.signal_rate}: the dashboard signal is decimated from {FS} Hz, so "
             f"the rate must divide {FS} (e.g. 16, 32 or 64)"
         )
+    policy = HostPolicy.from_settings(settings)
     service = Service(settings, pipeline_factory)
 
     @asynccontextmanager
@@ -694,6 +868,7 @@ def create_app(
             allow_methods=["GET"],
             allow_headers=["Authorization"],
         )
+    app.add_middleware(_HostGuard, policy=policy)  # added last: the outermost layer
 
     def require_token(request: Request) -> None:
         """REST endpoints need ``Authorization: Bearer <token>`` when a token is configured."""
@@ -709,7 +884,7 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse, tags=["status"])
     def health() -> JSONResponse:
-        """Liveness (open even with a token, for container health checks)."""
+        """Liveness (no token needed, for container health checks; an allowed Host is)."""
         error = service.error()
         body = HealthResponse(
             status="error" if error else "ok", uptime_s=service.uptime, error=error
@@ -785,17 +960,18 @@ def create_app(
     async def _admit(websocket: WebSocket) -> bool:
         """Accept, then check token and origin; refused clients get a close code saying why."""
         await websocket.accept()
-        presented = websocket.query_params.get("token") or _bearer(
-            websocket.headers.get("authorization")
-        )
+        presented = _query_token(websocket) or _bearer(websocket.headers.get("authorization"))
         timeout = settings.send_timeout
         if not _token_ok(presented, settings.token):
             reason = "missing or invalid token: pass ?token=<EEGSTREAM_TOKEN> or an Authorization: Bearer header"
             await _close(websocket, Closing(CLOSE_UNAUTHORISED, reason), timeout)
             return False
-        if not _origin_ok(websocket, settings):
+        if not _origin_ok(websocket, settings, policy):
             origin = websocket.headers.get("origin", "")
-            reason = f"origin {origin} not allowed: add it to EEGSTREAM_CORS_ORIGINS"
+            reason = (
+                f"origin {origin} not allowed: add its host to EEGSTREAM_ALLOWED_HOSTS "
+                "or the origin to EEGSTREAM_CORS_ORIGINS"
+            )
             await _close(websocket, Closing(CLOSE_FORBIDDEN_ORIGIN, reason), timeout)
             return False
         if service.shutdown.is_set():

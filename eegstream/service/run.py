@@ -10,6 +10,7 @@ stop), Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import math
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import unquote_plus
 
 import uvicorn
 from fastapi import FastAPI
@@ -35,9 +37,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
     YamlConfigSettingsSource,
 )
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from eegstream.errors import EegstreamError
-from eegstream.service.api import PipelineFactory, create_app, get_service
+from eegstream.service.api import PipelineFactory, Service, create_app, get_service
 from eegstream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,41 +121,164 @@ def _config_source(path: Path) -> _ConfigSource:
 # --- uvicorn -----------------------------------------------------------------------------------------
 
 
-class _RedactToken(logging.Filter):
-    """Hide ``token=...`` in uvicorn's log lines (websocket URLs carry it in their query)."""
+#: Query parameter names (decoded, case-folded) whose values never reach a log line.
+_SECRET_NAME = re.compile(r"tok|secret|pass|pwd|auth|key|sig|session|cred")
+#: A query parameter in a log line: after ``?``/``&``/``;``, up to ``&``, ``#``, a blank or ``"``.
+_QUERY_PARAM = re.compile(r"(?<=[?&;])([^=&#\s\"?]+)=([^&#\s\"]*)")
 
-    _pattern = re.compile(r"(token=)[^&\s\"']+")
+
+def _secret_name(name: str) -> bool:
+    """Whether a (raw, maybe percent-encoded) parameter name looks like a credential."""
+    for _ in range(3):  # %2574oken decodes to %74oken, then to token
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return _SECRET_NAME.search(name.casefold()) is not None
+
+
+def redact_query(text: str) -> str:
+    """``text`` with the whole value of every credential-like query parameter replaced by ``***``.
+
+    Names are matched decoded and case-insensitively (``%74oken``, ``TOKEN``, ``api_key``), so a
+    mistyped or disguised parameter is masked too: it may hold the real token.
+    """
+    if "=" not in text:
+        return text
+    return _QUERY_PARAM.sub(lambda m: f"{m[1]}=***" if _secret_name(m[1]) else m[0], text)
+
+
+class _RedactQuery(logging.Filter):
+    """Mask credential-like query values in every record (message, arguments and traceback)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                self._pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args
-            )
         if isinstance(record.msg, str):
-            record.msg = self._pattern.sub(r"\1***", record.msg)
+            record.msg = redact_query(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {
+                k: redact_query(v) if isinstance(v, str) else v for k, v in record.args.items()
+            }
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a broken format string: logging reports it itself
+            return True
+        if redact_query(message) != message:  # e.g. a URL inside a non-string argument
+            record.msg, record.args = redact_query(message), ()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_query(logging.Formatter().formatException(record.exc_info))
         return True
 
 
-_REDACTOR = _RedactToken()
+_REDACTOR = _RedactQuery()
+#: Loggers whose records the service writes: uvicorn's (access log, websocket handshakes and
+#: errors) and the service's own. A logger's filter sees only records made on it, not those
+#: propagating from its children, hence every name.
+_REDACTED_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "eegstream",
+    "eegstream.service",
+    "eegstream.service.api",
+    "eegstream.service.hub",
+    "eegstream.service.run",
+    "eegstream.service.detection",
+    "eegstream.service.markers_out",
+    "eegstream.service.metrics",
+)
 
 
-def _redact_tokens_in_uvicorn_logs() -> None:
-    """Install the token filter on uvicorn's loggers (once)."""
-    for name in ("uvicorn.access", "uvicorn.error"):
+def _redact_secrets_in_logs() -> None:
+    """Install the query redaction on the service's loggers and on the root's handlers (once).
+
+    The root's handlers (the CLI's stderr, a test's capture) also see records of loggers not
+    listed here (asyncio's, a library's), so every line the process writes is covered.
+    """
+    for name in _REDACTED_LOGGERS:
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
+    for handler in logging.getLogger().handlers:
+        if _REDACTOR not in handler.filters:
+            handler.addFilter(_REDACTOR)
+
+
+#: Bytes buffered for one client, in the kernel (``SO_SNDBUF``, which Linux doubles) and again
+#: in the event loop, before a send waits. Bounded so that a client that stops reading makes a
+#: send wait, hence the ``send_timeout`` rule (close 1013, counted in ``dropped_clients``)
+#: applies: with the kernel's auto-tuning a stalled reader absorbed ~4 MB (minutes of events)
+#: and was only ever closed by the keep-alive (1011). 32 KiB is ~10 s of dashboard signal
+#: and ample for 200 clients on loopback.
+_SEND_BUFFER = 32 * 1024
+
+
+class _WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, made to answer bad handshakes and to drop stalled peers.
+
+    * A handshake the websocket parser refuses (a request line over 8 KiB, too many or too
+      long headers) gets the 414/431 response that parser prepared, and the connection closes;
+      uvicorn 0.54 neither writes it nor closes, so the connection and its descriptor were
+      held for as long as the client liked.
+    * A close while the peer reads nothing (writing paused, the send buffer full) is written
+      at once instead of waiting for room that never comes, and the connection is aborted if
+      it is still open ``close_timeout`` later (a plain close would wait for the unread buffer
+      forever).
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """As uvicorn's, with a small user-space send buffer (see ``_SEND_BUFFER``)."""
+        super().connection_made(transport)
+        self.transport.set_write_buffer_limits(high=_SEND_BUFFER)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse as uvicorn does; answer and close a handshake the parser refused."""
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self.logger.info(
+                "%s - websocket handshake refused: %s",
+                f"{self.client[0]}:{self.client[1]}" if self.client else "-",
+                self.conn.handshake_exc,
+            )
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.handshake_initiated = self.handshake_complete = self.close_sent = True
+            self.transport.close()
+
+    async def send(self, message: Any) -> None:
+        """As uvicorn's, except that a close to a peer that reads nothing does not wait."""
+        if (
+            message["type"] == "websocket.close"
+            and self.handshake_complete
+            and not self.close_sent
+            and not self.disconnected
+            and not self.writable.is_set()
+        ):
+            # the close frame is small: buffer it past the high-water mark (nothing is sent
+            # after a close, so the flag stays set)
+            self.writable.set()
+            await super().send(message)
+            self.loop.call_later(self.close_timeout, self._abort_if_open)
+            return
+        await super().send(message)
+
+    def _abort_if_open(self) -> None:
+        """Drop a connection whose peer never read our close (its buffer would keep it open)."""
+        if not self.disconnected:
+            self.transport.abort()
 
 
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     """The uvicorn configuration for the service app."""
-    _redact_tokens_in_uvicorn_logs()
+    _redact_secrets_in_logs()
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         lifespan="on",
         log_config=None,  # logging is configured by the CLI (or the embedding program)
+        ws=_WebSocketProtocol,
         ws_max_size=settings.ws_max_message,
         ws_ping_interval=settings.ws_ping_interval,
         ws_ping_timeout=settings.ws_ping_interval,
@@ -178,6 +304,7 @@ def _bind(settings: Settings) -> socket.socket:
         ) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER)  # inherited on accept
         sock.bind(address)
     except OSError as exc:
         sock.close()
@@ -186,6 +313,18 @@ def _bind(settings: Settings) -> socket.socket:
             "(or stop the program using it)"
         ) from None
     return sock
+
+
+class _QuietUserStartupError(logging.Filter):
+    """Drop uvicorn's error records once the app's startup failed with an ``EegstreamError``."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__()
+        self._service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failed = isinstance(self._service.startup_error, EegstreamError)
+        return not (failed and record.levelno >= logging.ERROR)
 
 
 class _Server(uvicorn.Server):
@@ -206,8 +345,19 @@ class _Server(uvicorn.Server):
         self.run(sockets=[self.socket])
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
-        """Start, then print the URLs (the CLI's output) once the port is known."""
-        await super().startup(sockets)
+        """Start, then print the URLs (the CLI's output) once the port is known.
+
+        A user error in the app's startup (an ``EegstreamError``: a stream with 13 channels,
+        at 1000 Hz...) is reported by the caller in one line; uvicorn's log of it (the whole
+        traceback, then "Application startup failed") is held back.
+        """
+        quiet = _QuietUserStartupError(self._service)
+        uvicorn_log = logging.getLogger("uvicorn.error")
+        uvicorn_log.addFilter(quiet)
+        try:
+            await super().startup(sockets)
+        finally:
+            uvicorn_log.removeFilter(quiet)
         # Everything loaded so far (libraries, model, settings) lives as long as the process:
         # frozen, the collector's full passes skip it. A full pass over the ~120,000 objects of
         # a running service took 120-135 ms (stalling every client); after the freeze, 0.01 ms.
@@ -365,6 +515,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "discover": True if getattr(args, "discover", False) else None,
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "allowed_hosts": getattr(args, "allowed_host", None),
         "event_log": getattr(args, "event_log", None),
         "backend": None if getattr(args, "backend", "auto") == "auto" else args.backend,
         "model_dir": getattr(args, "model", None),
@@ -409,6 +560,7 @@ def run_demo(args: argparse.Namespace) -> int:
         model_dir=args.model,
         stream_name=[name],
         source_id=source_id,
+        allowed_hosts=args.allowed_host,
     )
     if args.speed <= 0:
         raise EegstreamError(

@@ -57,6 +57,12 @@ _GAP_FACTOR = 1.5  #: a step longer than 1.5 sample periods is a gap
 _FORGET_S = 2.0  #: seconds the background search remembers an outlet that stopped answering
 _SEARCH_POLL_S = 0.25  #: seconds between looks at the background search's results
 _OPEN_TIMEOUT_S = 5.0  #: seconds a resolved outlet has to send its metadata and start streaming
+#: Sample periods a chunk's stamps may move against the arrival of its samples before it counts
+#: as a clock jump (liblsl's dejitter smears a jump into steps of ~7 periods per chunk)
+CLOCK_STEP = 4
+#: Seconds per chunk the lag reference follows a slower or faster delivery: slow, so that a
+#: backlog caught up or a clock move smeared by liblsl's dejitter stands out against it
+_LAG_RISE_S, _LAG_FALL_S = 0.001, 0.002
 
 State = Literal["disconnected", "connected", "lost"]
 GapReason = Literal["timestamps", "counter", "reconnect"]
@@ -282,10 +288,11 @@ class _Cut(NamedTuple):
 class InletEvent:
     """A change of connection state, for the pipeline to turn into a status message."""
 
-    kind: Literal["connected", "lost", "recovered"]
+    kind: Literal["connected", "lost", "recovered", "clock_jump"]
     time_lsl: float  #: last sample time before a loss, else the local LSL time
     stream: StreamDescription | None
     detail: str = ""
+    jump_s: float = 0.0  #: ``clock_jump``: how far the source's clock moved (< 0: backwards)
 
 
 @dataclass(frozen=True)
@@ -318,6 +325,7 @@ class InletStats:
     nonfinite_samples: int = 0
     lost: int = 0
     reconnects: int = 0
+    clock_jumps: int = 0
 
 
 # --- the inlet ----------------------------------------------------------------------------------
@@ -391,6 +399,9 @@ class EEGInlet:
         self._last_arrival = 0.0
         self._dejitter_reset_done = False
         self._switched = False  # the next chunk comes from a new connection
+        self._ts_offset = 0.0  # added to the source's stamps since its clock jumped
+        self._lag_ref: float | None = None  # arrival minus newest stamp, slowly relaxed minimum
+        self._resync = False  # a jump was seen: re-anchor on the next chunk's stamps
         self._last_ts_src: float | None = None  # last timestamp pulled (stream rate)
         self._carry: list[tuple[_Cut, float | None]] = []  # gaps awaiting resampled output
         self._source_fs = self.fs
@@ -430,6 +441,7 @@ class EEGInlet:
         self._adopt(inlet, full)  # raises MissingChannelsError (inlet closed) on a bad layout
         self._last_ts = self._last_ts_src = self._last_counter = None
         self._carry = []
+        self._reset_clock()
         self._state = "connected"
         self._last_arrival = pylsl.local_clock()
         self._events.append(InletEvent("connected", self._last_arrival, self.description))
@@ -495,7 +507,7 @@ class EEGInlet:
             self._state = "connected"
             self._events.append(InletEvent("recovered", now, self.description, "data resumed"))
             log.info("%s delivers data again", self.description)
-        return self._process(n)
+        return self._process(n, now)
 
     def pull_into(self, ring: RingBuffer, timeout: float = 0.0) -> Chunk:
         """:meth:`pull` and append the samples to ``ring`` (14 channels)."""
@@ -533,11 +545,12 @@ class EEGInlet:
         handle_error(err)
         return int(values) // nch
 
-    def _process(self, n: int) -> Chunk:
+    def _process(self, n: int, now: float) -> Chunk:
         raw, ts = self._raw[:n], self._ts[:n]
         channels = self.channels
         if channels is None:  # pragma: no cover - set by _adopt
             return self._empty
+        self._check_clock(ts, now, raw)
         cuts = self._find_gaps(raw, ts, 1.0 / self._source_fs)
         if self._resampler is None:
             data = self._mapped[:n]
@@ -603,6 +616,93 @@ class EEGInlet:
             self._last_counter = float(counter[-1])
         self._last_ts_src = float(ts[-1])
         return [cuts[i] for i in sorted(cuts)]
+
+    # --- source clock jumps -----------------------------------------------------------------
+
+    def _reset_clock(self) -> None:
+        """A new connection: its stamps are taken as they come."""
+        self._ts_offset = 0.0
+        self._lag_ref = None
+        self._resync = False
+
+    def _check_clock(self, ts: F64, now: float, raw: F64) -> None:
+        """Keep the timeline continuous when the source's clock jumps (``ts`` edited in place).
+
+        Why: a clock set back by 5 s made liblsl's monotonize hold every stamp at the last one
+        (detection fell 6 s behind, the ring got equal stamps); a clock set forward stamps
+        samples in the future. Either way the samples keep arriving at their rate, so arrival
+        time is the judge: a stamp not after the one before it (backwards), or a chunk whose
+        stamps moved ``CLOCK_STEP`` periods or more beyond its samples' count while arrival did
+        not move with them (a real gap does), is a jump. The rest of the chunk continues at the
+        nominal rate, liblsl's dejitter and
+        monotonize restart, and the next chunk's stamps are re-anchored to continue the
+        timeline; a ``clock_jump`` event says by how much the source's clock moved.
+        """
+        if self._ts_offset:
+            ts += self._ts_offset
+        prev, period = self._last_ts_src, 1.0 / self._source_fs
+        if prev is None or self._switched:  # the first chunk of a connection
+            self._lag_ref = now - float(ts[-1])
+            return
+        if self._resync:  # the first stamps after liblsl's post-processing restarted
+            delta = prev + period - float(ts[0])
+            ts += delta
+            self._ts_offset += delta
+            self._resync = False
+            self.stats.clock_jumps += 1
+            self._events.append(
+                InletEvent(
+                    "clock_jump", prev, self.description,
+                    f"the source's clock moved {-delta:+.3f} s; stamps re-anchored",
+                    -delta,
+                )
+            )  # fmt: skip
+            log.warning(
+                "%s: the source's clock jumped by %+.3f s; its stamps now continue the timeline",
+                self.description, -delta,
+            )  # fmt: skip
+            self._lag_ref = now - float(ts[-1])
+            return
+        n = ts.shape[0]
+        steps = self._steps[:n]
+        steps[0] = float(ts[0]) - prev
+        np.subtract(ts[1:], ts[:-1], out=steps[1:])
+        lag = now - float(ts[-1])
+        ref = lag if self._lag_ref is None else self._lag_ref
+        moved = lag - ref  # > 0: the stamps fell behind arrival (or this process is behind)
+        advance = float(ts[-1]) - prev - n * period  # stamp time beyond the samples' own
+        jump = -1
+        if steps.min() < 0.25 * period:  # backwards, held by liblsl's monotonize
+            jump = int(np.flatnonzero(steps < 0.25 * period)[0])
+        elif (
+            abs(advance) >= CLOCK_STEP * period
+            and abs(advance + moved) < 0.5 * abs(advance)
+            and not self._counter_skips(raw)
+        ):
+            # the stamps moved ahead (or fell behind) by what arrival did not: a clock move
+            # (lost samples leave the lag as it was; a fast replay's stamps advance by the
+            # samples' own count, however far ahead of the clock they run)
+            jump = int(np.argmax(steps)) if advance > 0 else 0
+        if jump < 0:
+            self._lag_ref = ref + float(np.clip(moved, -_LAG_FALL_S, _LAG_RISE_S))
+            return
+        before = prev if jump == 0 else float(ts[jump - 1])
+        ts[jump:] = before + period * np.arange(1, n - jump + 1)
+        self._resync = True
+        if self._inlet is not None and self.processing_flags & (
+            pylsl.proc_dejitter | pylsl.proc_monotonize
+        ):  # toggling makes liblsl drop its regression and its last stamp
+            obj, flags = self._inlet.obj, self.processing_flags
+            handle_error(_lsl.lsl_set_postprocessing(obj, pylsl.proc_clocksync & flags))
+            handle_error(_lsl.lsl_set_postprocessing(obj, flags))
+
+    def _counter_skips(self, raw: F64) -> bool:
+        """True when the source's sample counter says samples were lost in this chunk."""
+        col = self.channels.counter if self.channels is not None else None
+        if col is None or self._last_counter is None:
+            return False
+        counter = raw[:, col]
+        return bool(counter[-1] - self._last_counter > raw.shape[0])
 
     def _gap(self, cut: _Cut, index: int, before: float | None, times: F64) -> Gap:
         """The gap ``cut`` as seen at output position ``index`` (``before``: last sample's time)."""
@@ -765,6 +865,7 @@ class EEGInlet:
         self._state = "connected"
         self._switched = True
         self._last_counter = None
+        self._reset_clock()
         self._last_arrival = pylsl.local_clock()
         self.stats.reconnects += 1
         self._events.append(InletEvent("recovered", self._last_arrival, self.description))

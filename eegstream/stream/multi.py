@@ -203,6 +203,7 @@ class _Stream:
             "last_gap": self.last_gap,
             "lost": stats.lost,
             "reconnects": stats.reconnects,
+            "clock_jumps": stats.clock_jumps,
             "messages": self.messages,
             "events": dstats.get("events", 0),
             "person_baseline": det.person.status() if det.person is not None else None,
@@ -674,7 +675,9 @@ class MultiStreamPipeline(ThreadOwner):
             self._emit_all(s, self._stamp(s, s.detector.flush()))
         else:
             s.lost_since = None
-        start = event.time_lsl if event.kind == "lost" else None
+        if event.kind == "clock_jump":
+            detail["jump_s"] = round(event.jump_s, 6)
+        start = event.time_lsl if event.kind in ("lost", "clock_jump") else None
         self._emit(s, self._status(s, event.kind, start_lsl=start, detail=detail))
 
     def _fail(self, s: _Stream, exc: BaseException) -> None:

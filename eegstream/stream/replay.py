@@ -8,13 +8,13 @@ the recording's markers on a second, irregular-rate ``Markers`` stream stamped a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import signal
 import threading
-import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -322,9 +322,24 @@ class Player(ThreadOwner):
 # --- CLI ------------------------------------------------------------------------------------------
 
 
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM (``docker stop``) ends the replay like Ctrl-C: outlets closed, exit 0."""
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (``docker stop``) set ``stop`` while the block runs.
+
+    Why not KeyboardInterrupt: raised at an arbitrary point it can land inside
+    ``Player.start()`` (the stream is already visible, the thread started, ``__exit__`` never
+    runs), leaving a pushing thread behind; a flag is read only by the loop that owns the player.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = [signal.signal(s, lambda signum, frame: stop.set()) for s in signals]
+    try:
+        yield
+    finally:
+        for s, handler in zip(signals, previous, strict=True):
+            signal.signal(s, handler)
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -368,20 +383,15 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{', looping' if args.loop else ''}; Ctrl-C stops",
         flush=True,
     )
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
+    stop = threading.Event()
+    with _stop_on_signals(stop):
         with player:
-            while player.running:  # a thread that died has its error re-raised by stop()
-                player.wait(0.5)
-            if player.finished:
-                time.sleep(_LINGER_S)  # let inlets drain the last chunks
-    except KeyboardInterrupt:
+            while player.running and not stop.is_set():  # a dead thread re-raises in stop()
+                player.wait(0.2)
+            if player.finished and not stop.is_set():
+                stop.wait(_LINGER_S)  # let inlets drain the last chunks
+    if stop.is_set():
         log.info("replay of %s stopped by the user", path)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     print(  # noqa: T201
         f"replay stopped after {player.samples_pushed} samples "
         f"({player.samples_pushed / player.fs:.1f} s), {player.markers_pushed} markers",

@@ -71,6 +71,13 @@ function visibleSpans() {
 }
 
 // --- drawing ------------------------------------------------------------------------------------
+// y of a sample in its channel's lane: full scale fills the lane, larger values stay at its edge
+// (a 300 uV blink at +-100 uV drew across the neighbouring channels)
+function laneY(mid, rowH, value, scale) {
+  const v = Math.max(-1, Math.min(1, value / scale));
+  return mid - v * rowH * 0.5;
+}
+
 const canvas = $("signal");
 const ctx = canvas.getContext("2d");
 const scaleSelect = $("scale");
@@ -141,7 +148,7 @@ function draw() {
     ctx.beginPath(); ctx.moveTo(left, mid); ctx.lineTo(left + plotW, mid); ctx.stroke();
     if (now === null || sig.size < 2) continue;
     ctx.save();
-    ctx.beginPath(); ctx.rect(left, top, plotW, plotH); ctx.clip();
+    ctx.beginPath(); ctx.rect(left, mid - rowH / 2, plotW, rowH); ctx.clip();  // its own lane
     ctx.strokeStyle = c % 2 ? "#9fd8e6" : "#c8d3e6";
     ctx.lineWidth = 1.1;
     ctx.beginPath();
@@ -151,8 +158,7 @@ function draw() {
       const k = (start + i) % sig.n;
       const t = sig.times[k];
       if (t < now - WINDOW_S - 0.5) continue;
-      const v = Math.max(-1.2, Math.min(1.2, sig.data[c][k] / scale));
-      const px = x(t), py = mid - v * rowH * 0.5;
+        const px = x(t), py = laneY(mid, rowH, sig.data[c][k], scale);
       if (started) ctx.lineTo(px, py); else { ctx.moveTo(px, py); started = true; }
     }
     ctx.stroke();
@@ -179,7 +185,8 @@ function keepConnected(name, makeUrl, onMessage, onState) {
     ws.onmessage = (e) => onMessage(JSON.parse(e.data));
     ws.onclose = (e) => {
       onState(false, e);
-      if (e.code === 4401 || e.code === 4403) return;  // refused: retrying will not help
+      // refused (token, origin, host): retrying will not help
+      if (e.code === 4401 || e.code === 4403 || e.code === 1008) return;
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 10000);
     };
@@ -289,14 +296,17 @@ function showStatus(msg) {
   while (streamLog.children.length > 20) streamLog.lastElementChild.remove();
 }
 
-keepConnected("events", () => wsUrl("/ws/events", lastSeq === null ? {} : { since: lastSeq }), (msg) => {
+// the first connection asks for the whole held history (since=0): a page opened or reloaded
+// shows the earlier events and shades them; later ones ask for what came after the last seen
+keepConnected("events", () => wsUrl("/ws/events", { since: lastSeq === null ? 0 : lastSeq }), (msg) => {
   if (msg.type === "hello") {
     const model = msg.model ? `${msg.model.name} · ${msg.model.sha256.slice(0, 8)}` : "no model";
     $("model").textContent = `${model} · ${msg.backend || "–"}`;
-    if (lastSeq === null) lastSeq = msg.seq;
     return;
   }
-  if (typeof msg.seq === "number" && msg.type !== "ping") lastSeq = Math.max(lastSeq || 0, msg.seq);
+  if (msg.type === "ping" || typeof msg.seq !== "number") return;
+  if (lastSeq !== null && msg.seq <= lastSeq) return;  // already shown (no duplicates)
+  lastSeq = msg.seq;
   if (msg.type === "artifact") showEvent(msg);
   else if (msg.type === "status") showStatus(msg);
 }, (up, e) => {
@@ -304,6 +314,7 @@ keepConnected("events", () => wsUrl("/ws/events", lastSeq === null ? {} : { sinc
   conn.className = "badge " + (up ? "on" : "off");
   if (up) conn.textContent = "live";
   else if (e && e.code === 4401) conn.textContent = "token needed: open /?token=…";
+  else if (e && (e.code === 4403 || e.code === 1008)) conn.textContent = "refused: " + e.reason;
   else conn.textContent = "reconnecting…";
 });
 

@@ -1,4 +1,5 @@
-# CPU image: the serving install only (no TensorFlow), the same as `make serve-install` / `pip install .`.
+# CPU image: the serving install only (no TensorFlow), the same as `make serve-install` / `pip install .`;
+# the default model is package data (eegstream/models/default), so the wheel carries it.
 # Build: docker build -t eegstream .   Run: docker run --network host eegstream serve --host 0.0.0.0
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
@@ -9,12 +10,10 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    EEGSTREAM_MODEL_DIR=/opt/eegstream/models/default \
     LSLAPICFG=/etc/eegstream/lsl_api.cfg
 RUN useradd --create-home --uid 10001 eegstream
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY models /opt/eegstream/models
 COPY docker/lsl_api.cfg /etc/eegstream/lsl_api.cfg
 USER 10001
 WORKDIR /home/eegstream

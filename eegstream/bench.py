@@ -335,10 +335,10 @@ def _bench_detector(bundle: ModelBundle, engine: Engine, cfg: BenchConfig) -> di
     chunks and classifies its due windows each tick; alone, that is :meth:`Detector.process`).
     """
     from eegstream.detector import Detector
-    from eegstream.settings import Settings
+    from eegstream.settings import load_settings
     from eegstream.simulate import simulate_recording
 
-    settings = Settings()
+    settings = load_settings()
     rec = simulate_recording(60.0 if cfg.quick else 180.0, seed=4242)
     detector = Detector(engine, bundle.features, settings, "bench")
     hop = settings.hop
@@ -505,7 +505,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if out is not None:
         _write(out, "", mode="a")  # fail on an unwritable path now, not after the measuring
     bundle = ModelBundle.load(args.model)
-    text = json.dumps(benchmark(bundle, backend=args.backend, cfg=cfg), indent=2) + "\n"
+    text = json.dumps(benchmark(bundle, backend=args.backend or "auto", cfg=cfg), indent=2) + "\n"
     sys.stdout.write(text)
     if out is not None:
         _write(out, text)

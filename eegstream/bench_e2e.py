@@ -80,7 +80,8 @@ METHOD = (
     "pulled_unix (pull of the deciding window's last sample); detection = client receipt of the "
     "onset message - true artifact onset (simulation markers); cpu_percent and rss_mb are the "
     "service process's own (/proc, 100 = one core); realtime = >= 97% of the produced windows "
-    "classified, none dropped, no stream lost, newest sample < 1 s old."
+    "classified, none dropped, no stream lost, newest sample < 1 s old, the client never "
+    "dropped, no overloaded status, and (real time) >= 97% of the true artifacts detected."
 )
 
 _LEAD_IN_S = 28.0  #: simulated baseline skipped (artifacts start at 30 s)
@@ -368,6 +369,7 @@ class _Received:
     artifacts: list[tuple[float, dict[str, Any]]] = dataclasses.field(default_factory=list)
     statuses: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     count: int = 0  #: every numbered message (artifacts and statuses)
+    closed: str | None = None  #: why the service closed the connection before the end, if it did
 
 
 async def _receive(url: str, got: _Received) -> None:
@@ -388,8 +390,9 @@ async def _receive(url: str, got: _Received) -> None:
                 else:
                     continue
                 got.count += 1
-    except ConnectionClosed:
-        return
+    except ConnectionClosed as exc:  # the service dropped us (too slow?): the run must say so
+        rcvd = exc.rcvd
+        got.closed = f"{rcvd.code} {rcvd.reason}" if rcvd is not None else "connection lost"
 
 
 async def _status(client: Any, base: str) -> dict[str, Any]:
@@ -458,6 +461,8 @@ def _snapshot(status: dict[str, Any], service_pid: int, players_pid: int) -> dic
         "tick_p99_ms": status["pipeline"]["scheduler"]["tick_p99_ms"],  # the last 2000 ticks
         "engine_calls": status["pipeline"]["scheduler"]["engine_calls"],
         "classified": status["pipeline"]["scheduler"]["windows"],
+        "overloads": status["pipeline"]["scheduler"].get("overloads", 0),
+        "dropped_clients": status["dropped_clients"],
     }
 
 
@@ -592,6 +597,14 @@ def _e2e_run(cfg: E2EConfig, n: int, lsl_config: Path) -> dict[str, Any]:
         problems.append(f"{b['lost'] - a['lost']} streams lost")
     if speed == 1.0 and b["max_lag_s"] is not None and b["max_lag_s"] > MAX_LAG_S:
         problems.append(f"newest sample {b['max_lag_s']:.2f} s old at the end")
+    if got.closed is not None or b["dropped_clients"] > a["dropped_clients"]:
+        problems.append(f"the service dropped the websocket client ({got.closed or 'counted'})")
+    if b["overloads"] > a["overloads"]:
+        problems.append(
+            f"the service reported itself overloaded {b['overloads'] - a['overloads']} times"
+        )
+    if n_markers and len(detection) < KEEP_UP_SHARE * n_markers:
+        problems.append(f"detected {len(detection)} of {n_markers} true artifacts")
     p99 = _q(processing, 99, 1e3)
     p50_det = _q(detection, 50)
     run: dict[str, Any] = {
@@ -869,7 +882,7 @@ def config_from_args(args: argparse.Namespace) -> E2EConfig:
         duration=duration,
         soak_minutes=soak,
         speed=speed,
-        backend=getattr(args, "backend", "auto"),
+        backend=getattr(args, "backend", None) or "auto",
         model=None if model is None else Path(model),
     )
 

@@ -1,6 +1,6 @@
 """A model bundle: the folder that carries a trained classifier and everything needed to feed it.
 
-Layout (``models/default`` ships with the package)::
+Layout (``eegstream/models/default`` ships inside the package, as package data)::
 
     model.onnx        float32 graph: input "features" [batch,10,33] -> output "probs" [batch,3]
     model.fp16.onnx   optional float16 variant (TensorRT strongly typed networks)
@@ -91,7 +91,7 @@ class ModelBundle:
 
     @classmethod
     def load(cls, path: Path | str | None = None) -> ModelBundle:
-        """Read and validate a bundle folder (default: the shipped ``models/default``)."""
+        """Read and validate a bundle folder (default: the shipped ``eegstream/models/default``)."""
         directory = Path(path) if path is not None else default_model_dir()
         if not directory.is_dir():
             raise EegstreamError(

@@ -7,25 +7,85 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from eegstream import __version__
 from eegstream.errors import EegstreamError
+from eegstream.settings import BACKENDS, Settings, load_settings
 
 log = logging.getLogger("eegstream")
-
-BACKENDS = ("auto", "tensorrt", "onnxruntime", "keras")
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--backend",
         choices=BACKENDS,
-        default="auto",
-        help="inference engine; auto = TensorRT when it can run, else ONNX Runtime (default: auto)",
+        default=None,
+        help="inference engine; auto = TensorRT when it can run, else ONNX Runtime "
+        "(default: EEGSTREAM_BACKEND, the config file, else auto)",
     )
     p.add_argument(
         "--model", type=Path, default=None, help="model bundle folder (default: the bundled model)"
     )
+
+
+def _add_settings(p: argparse.ArgumentParser) -> None:
+    """The settings flags every detecting command shares (flags > env > config file > defaults)."""
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="settings file (TOML, JSON or YAML; default: $EEGSTREAM_CONFIG)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="min class probability for a window (default: 0.6)",
+    )
+    p.add_argument(
+        "--min-windows",
+        type=int,
+        default=None,
+        help="consecutive windows that confirm an event (default: 3)",
+    )
+
+
+#: Flag (argparse dest) -> Settings field, for every flag that is a setting. A flag a command
+#: does not have, or did not get, leaves the field to the environment, the file and the defaults.
+_SETTING_FLAGS: dict[str, str] = {
+    "backend": "backend",
+    "model": "model_dir",
+    "profile": "profile",
+    "threshold": "threshold",
+    "min_windows": "min_windows",
+    "stream_name": "stream_name",
+    "stream_type": "stream_type",
+    "source_id": "source_id",
+    "resolve_timeout": "resolve_timeout",
+    "host": "host",
+    "port": "port",
+    "allowed_host": "allowed_hosts",
+    "event_log": "event_log",
+    "marker_format": "marker_format",
+    "profile_dir": "profile_dir",
+}
+
+
+def command_settings(args: argparse.Namespace) -> Settings:
+    """The settings of one command: its flags over ``EEGSTREAM_*`` over the config file.
+
+    Every command goes through here (``main`` stores the result as ``args.settings``), so
+    ``detect`` and ``serve`` given the same file, variables and flags agree.
+    """
+    overrides: dict[str, Any] = {
+        field: getattr(args, flag, None) for flag, field in _SETTING_FLAGS.items()
+    }
+    if args.command == "bench":  # bench --backend picks engines to compare, not a setting
+        overrides["backend"] = None
+    if getattr(args, "discover", False):
+        overrides["discover"] = True
+    return load_settings(getattr(args, "config", None), **overrides)
 
 
 def _add_epoch_folder(p: argparse.ArgumentParser, what: str) -> None:
@@ -48,6 +108,20 @@ def _add_epoch_folder(p: argparse.ArgumentParser, what: str) -> None:
         type=float,
         default=256.0,
         help="sampling rate of the epoch files (128 or 256)",
+    )
+
+
+#: What an offline command reads (help text).
+RECORDING_HELP = "EmotivPRO CSV (.csv/.csv.gz), or EDF/BDF/FIF through MNE (eegstream[mne])"
+
+
+def _add_marker_map(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--marker-map",
+        default=None,
+        metavar="CODE=LABEL,...",
+        help="your own marker labels, e.g. 33024=blink,33025=jaw_clench (win over the "
+        "_intervalMarker.csv type column and the default codes 22=blink, 23=jaw_clench)",
     )
 
 
@@ -95,6 +169,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def _add_profile(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="user profile from `eegstream calibrate` (the person's baseline and thresholds)",
+    )
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from eegstream.calibrate import run_calibrate
+
+    return run_calibrate(args)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from eegstream.stream.replay import run_replay
 
@@ -137,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("info", _cmd_info, "Summarise a recording: rate, channels, markers, signal quality.")
-    p.add_argument("file", type=Path, help="EmotivPRO CSV (or plain CSV of channel columns)")
+    p.add_argument("file", type=Path, help=f"{RECORDING_HELP}, or a plain CSV of channel columns")
     p.add_argument("--fs", type=float, default=None, help="sampling rate when the file lacks one")
 
     p = add(
@@ -157,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("train", _cmd_train, "Train the CNN on marker-labelled recordings and export a bundle.")
-    p.add_argument("recordings", type=Path, nargs="*", help="EmotivPRO CSVs with markers")
+    p.add_argument(
+        "recordings", type=Path, nargs="*", help=f"recordings with markers: {RECORDING_HELP}"
+    )
+    _add_marker_map(p)
     p.add_argument("--simulate", type=int, default=0, help="also train on N simulated subjects")
     p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     _add_epoch_folder(p, "train on its training part (every epoch but each third), mixed in")
@@ -170,14 +263,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("detect", _cmd_detect, "Detect artifacts in a recording, as fast as possible.")
-    p.add_argument("file", type=Path, help="recording CSV")
+    p.add_argument("file", type=Path, help=f"recording: {RECORDING_HELP}")
     _add_backend(p)
+    _add_settings(p)
     p.add_argument("--output", "-o", default="-", help="output file, or - for stdout (default)")
-    p.add_argument("--format", choices=("jsonl", "bids"), default="jsonl", help="output format")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "bids", "mne"),
+        default="jsonl",
+        help="output format; mne = an annotations file (-o NAME.fif, .txt or .csv) that "
+        "mne.read_annotations reads (default: jsonl)",
+    )
+    _add_marker_map(p)
+    _add_profile(p)
 
     p = add("evaluate", _cmd_evaluate, "Compare detections with the recordings' markers.")
-    p.add_argument("files", type=Path, nargs="*", help="marker-labelled recording CSVs")
+    p.add_argument(
+        "files", type=Path, nargs="*", help=f"marker-labelled recordings: {RECORDING_HELP}"
+    )
     _add_backend(p)
+    _add_settings(p)
+    _add_marker_map(p)
     p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     _add_epoch_folder(p, "report per gesture and on a session joined from its held-out part")
     p.add_argument(
@@ -195,9 +301,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --epochs: keep rest epochs that hold a spontaneous blink as rest (default: "
         "they count as blinks, gesture neutral_blink)",
     )
+    _add_profile(p)
+
+    p = add(
+        "calibrate",
+        _cmd_calibrate,
+        "Calibrate to a person: a two-minute protocol of cued blinks and jaw clenches -> profile.",
+    )
+    p.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="recording of the protocol with cue markers (cue_blink / cue_jaw_clench, 41 / 42)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="profile file to write")
+    p.add_argument("--name", default=None, help="the person's name (default: --out's stem)")
+    _add_stream_select(p)
+    p.add_argument(
+        "--epochs",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="labelled epochs: join their training part into a protocol session",
+    )
+    p.add_argument("--epoch-fs", type=float, default=256.0, help="sampling rate of the epoch files")
+    p.add_argument("--blinks", type=int, default=10, help="blink cues (default: 10)")
+    p.add_argument("--clenches", type=int, default=6, help="jaw-clench cues (default: 6)")
+    p.add_argument("--seed", type=int, default=0, help="cue order and spacing")
+    p.add_argument(
+        "--marker-name",
+        default="eegstream-calibration",
+        help="live: LSL marker stream the cues are pushed on (for XDF recordings)",
+    )
+    p.add_argument("--save-recording", type=Path, default=None, help="live: also write the CSV")
+    _add_backend(p)
+    _add_settings(p)
 
     p = add("replay", _cmd_replay, "Publish a recording as a live LSL stream (plus its markers).")
-    p.add_argument("file", type=Path, nargs="?", default=None, help="recording CSV (default: demo)")
+    p.add_argument(
+        "file", type=Path, nargs="?", default=None, help=f"{RECORDING_HELP} (default: demo)"
+    )
     p.add_argument(
         "--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible"
     )
@@ -228,12 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
         "the --host address always work)",
     )
     p.add_argument("--event-log", type=Path, default=None, help="append events to this JSONL file")
-    p.add_argument("--config", type=Path, default=None, help="settings file (TOML, JSON or YAML)")
+    p.add_argument(
+        "--marker-format",
+        choices=("text", "json"),
+        default=None,
+        help="LSL marker stream: text (blink/onset, blink/offset, ...) or json (default: text)",
+    )
+    p.add_argument(
+        "--profile-dir",
+        type=Path,
+        default=None,
+        help="folder the dashboard's /calibrate saves profiles in (default: ./profiles)",
+    )
+    _add_settings(p)
+    _add_profile(p)
     _add_backend(p)
 
     p = add("demo", _cmd_demo, "Replay the bundled demo recording and serve its detections.")
-    p.add_argument("--host", default="127.0.0.1", help="bind address")
-    p.add_argument("--port", type=int, default=8000, help="port")
+    p.add_argument("--host", default=None, help="bind address (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 8000)")
     p.add_argument(
         "--allowed-host",
         action="append",
@@ -245,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed")
     _add_backend(p)
+    _add_settings(p)
 
     p = add(
         "bench", _cmd_bench, "Measure features, every engine and the original pipeline; print JSON."
@@ -278,7 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that talk to liblsl (the others never load it).
-_LSL_COMMANDS = frozenset({"replay", "serve", "demo", "bench"})
+_LSL_COMMANDS = frozenset({"replay", "serve", "demo", "bench", "calibrate"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -291,6 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         quiet_liblsl()  # before liblsl starts: its INFO lines only with -v
     try:
+        args.settings = command_settings(args)
         return int(args.handler(args))
     except EegstreamError as exc:
         print(f"eegstream {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201

@@ -178,7 +178,7 @@ class Timing:
 
 #: Probability level whose rising-edge crossing marks an onset.
 CROSSING: float = 0.5
-#: Per-label timing (see :class:`Timing`), calibrated for ``models/default`` (sha256 bd8e50f4...)
+#: Per-label timing (see :class:`Timing`), calibrated for ``eegstream/models/default`` (sha256 bd8e50f4...)
 #: on 8 simulated subjects it never saw (seeds 1001-1008, 24 min): residual median |onset error|
 #: 20 ms (blink) and 26 ms (jaw clench), bias ~0. Recalibrate after retraining the model.
 TIMING: dict[str, Timing] = {
@@ -283,7 +283,10 @@ class EventBuilder:
         self.settings = settings
         self.stream_id = stream_id
         self.labels: tuple[str, ...] = ARTIFACT_LABELS
-        self.release = min(release, settings.threshold)
+        #: per label: where a run starts (``settings.threshold`` unless a user profile set one)
+        own = {str(k): v for k, v in settings.class_thresholds.items()}
+        self.thresholds = np.array([own.get(lab, settings.threshold) for lab in self.labels])
+        self.release = min(release, float(self.thresholds.min()))
         self.hop_s = settings.hop / FS
         self._prefix_n = max(1, int(math.ceil(PREFIX_S / self.hop_s)))
         self._clock = clock
@@ -320,10 +323,10 @@ class EventBuilder:
         valid = np.asarray(~np.isnan(probs).any(axis=1))
         lab = np.where(valid[:, None], probs, -1.0).argmax(axis=1)
         top = probs[np.arange(k), lab]
-        strong = valid & (lab < na) & (top >= self.settings.threshold)
+        strong = valid & (lab < na) & (top >= self.thresholds[np.minimum(lab, na - 1)])
         codes = np.where(valid, NOTHING, BARRIER)
         codes[strong] = lab[strong]
-        if self.release < self.settings.threshold:
+        if self.release < self.thresholds.max():
             with np.errstate(invalid="ignore"):
                 weak_all = probs[:, :na] >= self.release  # NaN rows: False
             for L in range(na):

@@ -41,7 +41,8 @@ class StatusMessage(BaseModel):
     """A change in a stream's state: connected, gap, recovered, lost, signal_fault, dead_electrode.
 
     ``clock_jump``: the source's clock moved (``detail.jump_s``, < 0 backwards); the inlet
-    re-anchored its stamps so the stream's timeline continues without a gap.
+    re-anchored its stamps so the stream's timeline continues without a gap. ``overloaded``: the
+    service stayed 1 s or more behind the stream (``/status`` says when it caught up).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -58,6 +59,7 @@ class StatusMessage(BaseModel):
         "signal_fault",
         "dead_electrode",
         "clock_jump",
+        "overloaded",
         "stopped",
     ]
     start_lsl: float | None = None

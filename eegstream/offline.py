@@ -1,8 +1,9 @@
 """Offline detection and evaluation: the live :class:`~eegstream.detector.Detector` run over a file.
 
 ``eegstream detect FILE`` feeds the recording to the very same detector a live stream uses, in
-chunks, as fast as the engine allows, and writes the final-phase events as JSON Lines or a BIDS
-``events.tsv``. ``eegstream evaluate FILE...`` does the same and compares the events with the
+chunks, as fast as the engine allows, and writes the final-phase events as JSON Lines, a BIDS
+``events.tsv`` or an MNE annotations file (``--format mne``: ``BAD_blink`` / ``BAD_jaw_clench`` /
+``BAD_signal_fault``). FILE is an EmotivPRO CSV, or EDF/BDF/FIF read through MNE. ``eegstream evaluate FILE...`` does the same and compares the events with the
 files' markers (:mod:`eegstream.evaluate`).
 
 Times: event onsets and offsets are in the file's clock (its ``Timestamp`` column, unix seconds
@@ -29,10 +30,10 @@ import numpy as np
 from eegstream.detector import Detector
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError, MissingChannelsError
-from eegstream.events import ArtifactEvent, Message
+from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.io.recording import Recording
 from eegstream.preprocess import FeaturePipeline
-from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings
+from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings, settings_of
 
 if TYPE_CHECKING:
     from eegstream.bundle import ModelBundle
@@ -47,6 +48,7 @@ __all__ = [
     "detect_messages",
     "detect_recording",
     "evaluate_epochs",
+    "final_events",
     "run_detect",
     "run_evaluate",
     "write_bids",
@@ -213,7 +215,12 @@ def detect_recording(
 ) -> list[ArtifactEvent]:
     """Final-phase events of ``rec``, flagged where they overlap interpolated or poor samples."""
     msgs = detect_messages(rec, engine, bundle.features, settings, progress=progress)
-    events = [m for m in msgs if isinstance(m, ArtifactEvent) and m.phase == "final"]
+    return final_events(msgs, rec)
+
+
+def final_events(messages: Sequence[Message], rec: Recording) -> list[ArtifactEvent]:
+    """The final-phase events of ``messages``, flagged from ``rec`` (what ``detect`` writes)."""
+    events = [m for m in messages if isinstance(m, ArtifactEvent) and m.phase == "final"]
     return flag_events(events, rec)
 
 
@@ -295,34 +302,72 @@ def _load(args: argparse.Namespace) -> tuple[Settings, ModelBundle, Engine]:
     from eegstream.bundle import ModelBundle
     from eegstream.engines import load_engine
 
-    settings = Settings()  # pydantic fills the defaults
-    model = args.model if getattr(args, "model", None) is not None else settings.model_dir
-    bundle = ModelBundle.load(model)
-    engine = load_engine(args.backend, bundle, max_batch=settings.max_batch)
+    settings = settings_of(args)
+    bundle = ModelBundle.load(settings.model_dir)
+    if settings.profile is not None:  # the person's baseline and thresholds (eegstream calibrate)
+        from eegstream.profile import apply_profile
+
+        bundle, settings = apply_profile(settings.profile, bundle, settings)
+    engine = load_engine(settings.backend, bundle, max_batch=settings.max_batch)
     log.info("model %s (%s), engine %s", bundle.dir, bundle.sha256[:12], engine.name)
     return settings, bundle, engine
 
 
-def _read(path: Path) -> Recording:
+def _read(path: Path, marker_map: dict[int, str] | None = None) -> Recording:
+    """A recording file of any supported format (CSV; EDF/BDF/FIF through MNE)."""
     from eegstream.io.emotiv import read_recording
 
-    return read_recording(path)
+    return read_recording(path, marker_map=marker_map)
+
+
+def _marker_map(args: argparse.Namespace) -> dict[int, str] | None:
+    """``--marker-map``, parsed once, before any work (a typo costs a second, not a run)."""
+    from eegstream.io.markers import marker_map_arg
+
+    return marker_map_arg(getattr(args, "marker_map", None))
+
+
+def _check_mne_output(out: str) -> Path:
+    """``--format mne`` needs a file whose suffix says which annotation format to write."""
+    from eegstream.io.mne_io import ANNOTATION_SUFFIXES, import_mne
+
+    path = Path(out)
+    if out == "-" or path.suffix.lower() not in ANNOTATION_SUFFIXES:
+        raise EegstreamError(
+            f"--format mne writes an annotations file: give --output NAME with a suffix of "
+            f"{', '.join(ANNOTATION_SUFFIXES)} (got {out!r}); .fif keeps confidence and id"
+        )
+    import_mne("detect --format mne")
+    _check_out_path("--output", path)
+    return path
 
 
 def run_detect(args: argparse.Namespace) -> int:
-    """``eegstream detect FILE [--backend] [--model] [--output PATH|-] [--format jsonl|bids]``."""
+    """``eegstream detect FILE [--output PATH|-] [--format jsonl|bids|mne] [--marker-map M]``."""
     out = str(args.output)
     sidecar = Path(out).with_suffix(".json")
-    if out != "-":
+    marker_map = _marker_map(args)
+    if args.format == "mne":
+        _check_mne_output(out)
+    elif out != "-":
         _check_out_path("--output", Path(out))
         if args.format == "bids":
             _check_out_path("--output (BIDS sidecar)", sidecar)
     settings, bundle, engine = _load(args)
     try:
-        rec = _read(args.file)
-        events = detect_recording(rec, engine, bundle, settings, progress=True)
+        rec = _read(args.file, marker_map)
+        msgs = detect_messages(rec, engine, bundle.features, settings, progress=True)
     finally:
         engine.close()
+    events = final_events(msgs, rec)
+    counts = {lab: sum(1 for e in events if e.label == lab) for lab in ("blink", "jaw_clench")}
+    if args.format == "mne":
+        from eegstream.io.mne_io import to_annotations, write_annotations
+
+        faults = [m for m in msgs if isinstance(m, StatusMessage) and m.status == "signal_fault"]
+        write_annotations(to_annotations([*events, *faults]), Path(out))
+        log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
+        return 0
 
     buf = io.StringIO()
     if args.format == "bids":
@@ -338,7 +383,6 @@ def run_detect(args: argparse.Namespace) -> int:
             text = json.dumps(_bids_sidecar(), indent=2) + "\n"
             files.append(("--output (BIDS sidecar)", sidecar, text))
         _write_outputs(files)
-    counts = {lab: sum(1 for e in events if e.label == lab) for lab in ("blink", "jaw_clench")}
     log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
     return 0
 
@@ -421,7 +465,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.plot is not None and args.epochs is None:
         raise EegstreamError("--plot needs --epochs DIR (it draws the per-gesture evaluation)")
     if not args.files and args.epochs is None:
-        raise EegstreamError("nothing to evaluate: pass recording CSVs and/or --epochs DIR")
+        raise EegstreamError("nothing to evaluate: pass recording files and/or --epochs DIR")
+    marker_map = _marker_map(args)
     settings, bundle, engine = _load(args)
     reports: list[EvaluationReport] = []
     blocks: list[str] = []
@@ -429,7 +474,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     checks: dict[str, list[str]] = {}
     try:
         for path in args.files:
-            rec = _read(path)
+            rec = _read(path, marker_map)
             reports.append(evaluate_recording(rec, engine, bundle.features, settings))
             blocks.append(reports[-1].table())
             notes = recording_notes(rec, bundle.features)

@@ -358,10 +358,18 @@ class BaselinePrior:
     ``loc`` and ``spread`` are ``(electrodes, bins)``: the mean over training recordings of each
     recording's :func:`robust_location` of its resting windows. Stored in ``model.json`` under
     ``baseline``; a bundle without it has absolute features (no person baseline).
+
+    A user profile (:mod:`eegstream.profile`) holds the same two arrays measured on one person's
+    calibration rest: then ``weight_s`` is that rest's length (the first live windows barely move
+    it) and ``warm`` skips the warm-up, since the starting point is already this person's.
     """
 
     loc: F32
     spread: F32
+    #: seconds of windows the starting point weighs as (the bundle's prior: ``PRIOR_S``)
+    weight_s: float = PRIOR_S
+    #: start warm: only resting windows update it from the first window on (a profile's rest)
+    warm: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form stored in ``model.json``."""
@@ -426,7 +434,7 @@ class PersonBaseline:
         per_s = FS / hop
         self.warmup_n = int(round(WARMUP_S * per_s))
         self.tau_n = float(ADAPT_S * per_s)
-        self.prior_n = float(PRIOR_S * per_s)
+        self.prior_n = float(prior.weight_s * per_s)
         self.reset()
 
     def reset(self) -> None:
@@ -434,7 +442,8 @@ class PersonBaseline:
         self.loc = self.prior.loc.astype(np.float64)
         self.spread = self.prior.spread.astype(np.float64)
         self.n = np.zeros((self.loc.shape[0], 1))  #: windows learnt per electrode
-        self.classified = 0  #: classified windows committed (warm-up clock)
+        #: classified windows committed (warm-up clock); a profile's baseline starts warm
+        self.classified = self.warmup_n if self.prior.warm else 0
         self._snaps: list[tuple[int, F32]] = []  #: (block, loc after committing it)
         self._pending: dict[int, list[tuple[F32, npt.NDArray[np.bool_]]]] = {}
 

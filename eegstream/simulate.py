@@ -635,8 +635,12 @@ def _schedule(
     fs: float,
     blink_rate: float,
     clench_rate: float,
+    planned: list[tuple[float, bool]] | None = None,
 ) -> tuple[I64, F64, npt.NDArray[np.bool_], dict[str, F64]]:
     """Place non-overlapping artifacts after the baseline, as a Poisson process with dead time.
+
+    ``planned`` ``(onset s, is blink)`` replaces the Poisson process (a calibration protocol's
+    responses to its cues); shapes are drawn as for any other event.
 
     Returns onset samples, durations (s, the whole event), whether each is a blink, and per-event
     shape parameters (``forced`` > 0 marks a forced blink). Forced blinks are drawn from
@@ -648,6 +652,9 @@ def _schedule(
     # on the duration), then keep those that end in time
     n = int(max(usable, 0.0) * rate * 1.5) + 200 if rate > 0 else 0
     blink = rng.random(n) < (blink_rate / 60.0 / rate if rate > 0 else 0.0)
+    if planned is not None:
+        n = len(planned)
+        blink = np.array([b for _, b in planned], dtype=bool)
     forced = blink & (forced_rng.random(n) < subject.forced_blink_probability)
     f_dur = _draw(forced_rng, ranges.forced_blink_duration_s, 1.0, n)
     b_dur = _events(
@@ -669,7 +676,7 @@ def _schedule(
     total = np.where(forced, f_dur, total)  # a forced blink comes alone
     occupied = total + ranges.min_gap_s
     wait_mean = 1.0 / rate - float(occupied.mean()) if rate > 0 else 1.0
-    if wait_mean < 0.2:
+    if wait_mean < 0.2 and planned is None:
         most = 60.0 / (float(occupied.mean()) + 0.2)
         raise EegstreamError(
             f"--blink-rate {blink_rate:g} + --clench-rate {clench_rate:g} per minute do not fit: "
@@ -678,6 +685,8 @@ def _schedule(
         )
     wait = rng.exponential(wait_mean, n)
     onset = BASELINE_S + np.cumsum(wait + np.concatenate(([0.0], occupied[:-1])))
+    if planned is not None:
+        onset = np.array([t for t, _ in planned], dtype=np.float64).reshape(n)
     keep = onset + total <= duration - ranges.end_margin_s
     # every clench stands clearly above the subject's own tonic EMG
     c_low = max(ranges.clench_rms_uv[0], ranges.clench_min_over_tonic * subject.tonic_emg_uv)
@@ -1003,15 +1012,22 @@ def simulate_with_truth(
     subject_variability: float = 1.0,
     confounders: bool = True,
     ranges: SimulationRanges = RANGES,
+    subject: Subject | None = None,
+    schedule: list[tuple[float, str]] | None = None,
 ) -> tuple[Recording, Truth]:
     """Simulate a recording and return it with its ground truth (subject, unlabelled events).
 
-    See :func:`simulate_recording` for the arguments.
+    See :func:`simulate_recording` for the arguments. ``subject`` replaces the one drawn from
+    ``seed`` (the same person in another recording, or one changed with
+    ``dataclasses.replace``); ``schedule`` ``(onset s, "blink" | "jaw_clench")`` replaces the
+    random artifact times (:func:`eegstream.calibrate.simulate_protocol`).
     """
     b_rate = ranges.blink_rate_per_min if blink_rate is None else float(blink_rate)
     c_rate = ranges.clench_rate_per_min if clench_rate is None else float(clench_rate)
     _check_args(duration, seed, fs, (b_rate, c_rate), subject_variability)
-    subject = draw_subject(seed, subject_variability, ranges)
+    if subject is None:
+        subject = draw_subject(seed, subject_variability, ranges)
+    planned = None if schedule is None else [(t, lab == "blink") for t, lab in schedule]
     # streams 8-10 (forced blinks, tonic EMG, tongue) came later: spawning more keeps the first
     # ones as they were
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence([seed, 2]).spawn(11)]
@@ -1054,7 +1070,7 @@ def simulate_with_truth(
 
     # labelled artifacts
     onsets, totals, is_blink, p = _schedule(
-        rngs[3], rngs[8], subject, ranges, duration, fs, b_rate, c_rate
+        rngs[3], rngs[8], subject, ranges, duration, fs, b_rate, c_rate, planned
     )
     forced = p["forced"] > 0
     plain = is_blink & ~forced

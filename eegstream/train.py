@@ -482,9 +482,9 @@ def confounder_spans(truth: Mapping[str, I64]) -> I64 | None:
 
 
 def _load_inputs(
-    args: argparse.Namespace,
+    args: argparse.Namespace, marker_map: dict[int, str] | None = None
 ) -> tuple[list[Recording], list[I64 | None], dict[str, Any]]:
-    """Read the recording files and simulate the requested subjects."""
+    """Read the recording files (labels: ``marker_map`` first) and simulate the subjects."""
     recordings: list[Recording] = []
     confounders: list[I64 | None] = []
     files = [Path(p) for p in args.recordings]
@@ -492,7 +492,7 @@ def _load_inputs(
         from eegstream.io.emotiv import read_recording
 
         for path in files:
-            recordings.append(read_recording(path, target_fs=FS))
+            recordings.append(read_recording(path, target_fs=FS, marker_map=marker_map))
             confounders.append(None)
     sims: list[int] = []
     if args.simulate:
@@ -556,11 +556,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise EegstreamError(f"--simulate must be 0 or a number of subjects; got {args.simulate}")
     if not args.recordings and not args.simulate and args.epochs is None:
         raise EegstreamError(
-            "nothing to train on: pass marker-labelled recording CSVs, --epochs DIR and/or "
+            "nothing to train on: pass marker-labelled recordings, --epochs DIR and/or "
             "--simulate N (e.g. eegstream train --simulate 40 --out models/mine)"
         )
+    from eegstream.io.markers import marker_map_arg
+
+    marker_map = marker_map_arg(getattr(args, "marker_map", None))  # once, before TensorFlow
     _import_training()
-    recordings, confounders, description = _load_inputs(args)
+    recordings, confounders, description = _load_inputs(args, marker_map)
     verbose = 1 if sys.stdout.isatty() else 2
     bundle, metrics = train_bundle(
         recordings,

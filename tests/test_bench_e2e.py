@@ -14,7 +14,7 @@ from eegstream.settings import Settings
 
 pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
-    reason="no model bundle: models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
+    reason="no model bundle: eegstream/models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
 )
 
 

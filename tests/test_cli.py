@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "train",
     "detect",
     "evaluate",
+    "calibrate",
     "replay",
     "serve",
     "demo",

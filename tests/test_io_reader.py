@@ -224,7 +224,7 @@ def test_interval_marker_rows_and_sidecar_give_durations(tmp_path: Path) -> None
     side = tmp_path / "rec_intervalMarker.csv"
     side.write_text(
         "latency,duration,type,marker_value,key,timestamp,marker_id\n"
-        f"{50 / 128:.6f},0.75,jaw,23,-1,{T0 + 50 / 128:.6f},1\n"  # known marker: duration
+        f"{50 / 128:.6f},0.75,Jaw clench,23,-1,{T0 + 50 / 128:.6f},1\n"  # known: duration
         f"{80 / 128:.6f},0.5,blink,22,-1,,2\n"  # only in the sidecar, located by latency
     )
     rec = read_recording(path)
@@ -478,3 +478,108 @@ def test_reading_is_fast(tmp_path: Path) -> None:
     assert np.array_equal(back.data, rec.data)
     assert back.markers == rec.markers
     assert elapsed < 8.0, elapsed
+
+
+# --- your own labels: the sidecar's type column and --marker-map (issue #17, part 5) ---------------
+
+
+def test_sidecar_type_column_is_the_label_and_marker_map_wins(tmp_path: Path) -> None:
+    extra = {
+        10: {"MarkerIndex": "1", "MarkerType": "1", "MarkerValueInt": "1"},
+        30: {"MarkerIndex": "2", "MarkerType": "1", "MarkerValueInt": "33025"},
+    }
+    path = make_csv(tmp_path / "own.csv", 100, extra=extra)
+    (tmp_path / "own_intervalMarker.csv").write_text(
+        "latency,duration,type,marker_value,key,timestamp,marker_id\n"
+        f"{10 / 128:.6f},0.3,Blink,1,-1,{T0 + 10 / 128:.6f},1\n"  # same as the inline marker
+        f"{60 / 128:.6f},0.5,Eyes Closed,2,-1,,2\n"  # only here
+        f"{70 / 128:.6f},0.5,,3,-1,,3\n"  # no type: the code decides
+        f"{80 / 128:.6f},0.2,7,22,-1,,4\n"  # a numeric type is a code, not a label
+    )
+    rec = read_recording(path)
+    assert [(m.sample, m.value, m.label) for m in rec.markers] == [
+        (10, 1, "blink"),
+        (30, 33025, "marker_33025"),
+        (60, 2, "eyes_closed"),
+        (70, 3, "marker_3"),
+        (80, 22, "blink"),
+    ]
+    mapped = read_recording(path, marker_map={33025: "jaw_clench", 2: "rest", 1: "nothing"})
+    assert [m.label for m in mapped.markers] == [
+        "nothing",
+        "jaw_clench",
+        "rest",
+        "marker_3",
+        "blink",
+    ]
+
+
+def test_parse_marker_map_and_its_errors() -> None:
+    from eegstream.io.markers import parse_marker_map
+
+    assert parse_marker_map(" 33024=blink, 33025 = Jaw_Clench ,") == {
+        33024: "blink",
+        33025: "jaw_clench",
+    }
+    for bad, entry in (
+        ("33024=blink,x=jaw_clench", "'x=jaw_clench'"),
+        ("33024", "'33024'"),
+        ("33024=", "'33024='"),
+        ("33024=eye blink", "'33024=eye blink'"),
+        ("99999999999=blink", "'99999999999=blink'"),
+    ):
+        with pytest.raises(
+            EegstreamError, match=rf"--marker-map entry {entry}: expected CODE=LABEL"
+        ):
+            parse_marker_map(bad)
+    with pytest.raises(EegstreamError, match=r"marker 1 is mapped twice \(blink and rest\)"):
+        parse_marker_map("1=blink,1=rest")
+    with pytest.raises(EegstreamError, match=r"has no entry"):
+        parse_marker_map(" , ")
+
+
+@pytest.mark.parametrize("command", ["detect", "evaluate", "train"])
+def test_a_bad_marker_map_is_one_line_and_exit_2(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eegstream.cli import main
+
+    path = make_csv(tmp_path / "r.csv", 100)
+    argv = [command, str(path), "--marker-map", "33024=blink,33025:jaw_clench"]
+    if command == "train":
+        argv += ["--out", str(tmp_path / "model")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert f"eegstream {command}: error: --marker-map entry '33025:jaw_clench'" in err
+    assert not (tmp_path / "model").exists()
+
+
+def test_evaluate_with_marker_map_scores_your_own_codes(tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from eegstream.settings import Settings
+    from eegstream.simulate import simulate_recording
+
+    if not (Settings().model_dir / "model.onnx").is_file():  # type: ignore[call-arg]
+        pytest.skip("no model bundle")
+    rec = simulate_recording(60.0, 8301, blink_rate=18.0, clench_rate=6.0)
+    codes = {"blink": 33024, "jaw_clench": 33025}
+    recoded = [dataclasses.replace(m, value=codes[m.label]) for m in rec.markers]
+    write_recording(dataclasses.replace(rec, markers=recoded), tmp_path / "own.csv")
+    (tmp_path / "own_intervalMarker.csv").unlink()  # labels from the codes alone
+    write_recording(rec, tmp_path / "std.csv")
+
+    def found(*extra: str) -> dict[str, int]:
+        out = tmp_path / "ev.json"
+        assert main(["evaluate", *extra, "--json", str(out)]) == 0
+        classes = json.loads(out.read_text())["files"][0]["classes"]
+        return {k: c["tp"] + c["fn"] for k, c in classes.items()}
+
+    truth = found(str(tmp_path / "std.csv"))
+    assert truth["blink"] > 0
+    assert truth["jaw_clench"] > 0
+    assert found(str(tmp_path / "own.csv")) == {"blink": 0, "jaw_clench": 0}
+    mapped = found(str(tmp_path / "own.csv"), "--marker-map", "33024=blink,33025=jaw_clench")
+    assert mapped == truth

@@ -43,7 +43,7 @@ MakeRecording = Callable[..., Recording]
 
 pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
-    reason="no model bundle: models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
+    reason="no model bundle: eegstream/models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
 )
 
 
@@ -236,7 +236,8 @@ def test_two_streams_have_independent_events_matching_per_stream_detection(
         for e in onsets + got:
             assert isinstance(e, LiveArtifactEvent)
             assert e.pulled_unix <= e.detected_unix < e.pulled_unix + 5.0
-        kinds = [m.status for m in sink.statuses(stream=name)]
+        # an overload under a busy test machine is reported, and is not the point here
+        kinds = [m.status for m in sink.statuses(stream=name) if m.status != "overloaded"]
         assert kinds[0] == "connected"
         assert kinds[-1] == "stopped"
         assert "gap" not in kinds
@@ -302,7 +303,8 @@ def test_a_stream_that_leaves_and_returns_resumes_under_its_id_the_other_undistu
         steady.timestamps[0],
     )
     # the leaving stream: reported, resumed under its id, ids never repeat, nothing in the gap
-    kinds = [m.status for m in sink.statuses(stream=b)]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses(stream=b) if m.status != "overloaded"]
     assert kinds[:4] == ["connected", "lost", "recovered", "gap"]
     gap = sink.statuses("gap", stream=b)[0]
     assert gap.start_lsl is not None
@@ -388,7 +390,8 @@ def test_discovery_attaches_streams_that_appear_detaches_and_reattaches_them(
     assert status["error"] is None
     (why,) = status["rejected"].values()
     assert "AF4" in why
-    kinds = [m.status for m in sink.statuses(stream=one)]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses(stream=one) if m.status != "overloaded"]
     assert kinds[:4] == ["connected", "lost", "stopped", "connected"]
     detached = sink.statuses("stopped", stream=one)[0]
     assert detached.detail["detached"] is True
@@ -683,3 +686,32 @@ def test_a_source_clock_set_back_is_a_clock_jump_status_and_the_lag_stays_small(
     assert stream["lag_s"] is not None
     assert stream["lag_s"] < 1.0
     assert stream["state"] == "connected"
+
+
+def test_a_service_that_falls_behind_says_overloaded_then_catches_up(
+    engine: Engine, bundle: ModelBundle, settings: Settings, blinker: Recording, wait_for: WaitFor
+) -> None:
+    """Before: falling behind said nothing (at 128 headsets most events were silently lost).
+
+    One tick a second pulls at most 256 samples while the replay sends 512 a second: the backlog
+    passes 1 s and keeps growing, which is one ``overloaded`` status; when the replay ends it is
+    worked off and ``/status`` no longer counts the stream as overloaded.
+    """
+    name = f"eegstream-test-multi-overload-{uuid.uuid4().hex[:8]}"
+    rec = Recording(
+        data=blinker.data[: 128 * 16], timestamps=blinker.timestamps[: 128 * 16], fs=128
+    )
+    sink = Messages()
+    player = Player(rec, name=name, source_id=name, speed=4, wait_for_consumer=30, markers=False)
+    pipeline = MultiStreamPipeline(
+        engine, bundle.features, settings, sink, streams=[name], poll_interval=1.0
+    )
+    with player, pipeline:
+        assert wait_for(lambda: sink.statuses("overloaded"), timeout=30)
+        assert pipeline.status()["scheduler"]["overloaded"] == 1
+        assert wait_for(lambda: pipeline.status()["scheduler"]["overloaded"] == 0, timeout=60)
+        scheduler = pipeline.status()["scheduler"]
+    over = sink.statuses("overloaded")
+    assert len(over) == 1
+    assert over[0].detail["backlog_samples"] >= 128
+    assert scheduler["overloads"] == 1

@@ -153,7 +153,7 @@ def test_bids_events_tsv() -> None:
 MODEL_DIR = settings().model_dir  # the default bundle, or EEGSTREAM_MODEL_DIR
 needs_model = pytest.mark.skipif(
     not (MODEL_DIR / "model.onnx").is_file(),
-    reason=f"no trained model in {MODEL_DIR} yet (eegstream train ... --out models/default)",
+    reason=f"no trained model in {MODEL_DIR} yet (eegstream train ... --out eegstream/models/default)",
 )
 
 

@@ -37,7 +37,7 @@ WaitFor = Callable[..., bool]
 
 pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
-    reason="no model bundle: models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
+    reason="no model bundle: eegstream/models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
 )
 
 
@@ -122,7 +122,8 @@ def test_status_while_running_and_connected_stopped_messages(
     recording = np.vstack([rec.data, rec.data]).astype(np.float32).astype(np.float64)
     start = int(np.flatnonzero((recording == latest[0]).all(axis=1))[0])
     np.testing.assert_array_equal(latest, recording[start : start + 128])
-    kinds = [m.status for m in sink.statuses()]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses() if m.status != "overloaded"]
     assert kinds[0] == "connected"
     assert kinds[-1] == "stopped"
     assert kinds.count("connected") == 1
@@ -212,7 +213,8 @@ def test_lost_recovered_and_gap_are_reported(
     finally:
         first.stop()
         second.stop()
-    kinds = [m.status for m in sink.statuses()]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses() if m.status != "overloaded"]
     assert kinds[:4] == ["connected", "lost", "recovered", "gap"]
     assert all(m.stream_id == "s2" for m in sink.items)
     lost, gap = sink.statuses("lost")[0], sink.statuses("gap")[0]
@@ -311,7 +313,8 @@ def test_a_sink_failing_on_a_stream_message_fails_that_stream_and_shows_it(
     assert status["error"] == "RuntimeError: sink broke"  # what /health shows
     assert status["running"] is True  # the scheduler carries on (with other streams)
     assert status["attached"] == 0
-    kinds = [m.status for m in sink.statuses()]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses() if m.status != "overloaded"]
     assert kinds == ["connected", "stopped"]  # the failed stream reported once, then left
     assert sink.statuses("stopped")[0].detail == {"error": "RuntimeError: sink broke"}
     assert pipeline.status()["streams"][lsl_name]["state"] == "failed"  # kept after stop()
@@ -442,7 +445,8 @@ def test_killed_replay_detection_resumes_and_no_event_falls_in_the_gap(
                 proc.kill()
                 proc.wait(10)
     assert pipeline.stream_ids == ["k"]  # resumed under its id
-    kinds = [m.status for m in sink.statuses()]
+    # an overload under a busy test machine is reported, and is not the point here
+    kinds = [m.status for m in sink.statuses() if m.status != "overloaded"]
     assert kinds[:4] == ["connected", "lost", "recovered", "gap"]
     gap = sink.statuses("gap")[0]
     assert gap.start_lsl is not None

@@ -37,7 +37,7 @@ RAISE_AFTER_S = 1.5
 MODEL_DIR = Settings().model_dir
 needs_model = pytest.mark.skipif(
     not (MODEL_DIR / "model.onnx").is_file(),
-    reason=f"no trained model in {MODEL_DIR} yet (eegstream train ... --out models/default)",
+    reason=f"no trained model in {MODEL_DIR} yet (eegstream train ... --out eegstream/models/default)",
 )
 
 

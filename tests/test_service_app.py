@@ -409,12 +409,15 @@ def test_unwritable_event_log_is_a_clear_error(tmp_path: Path) -> None:
         BackgroundServer(create_app(settings, None), settings).start()
 
 
+@pytest.mark.parametrize("marker_format", ["json", "text"])
 def test_marker_outlet_pushes_events_stamped_at_onset(
-    serve: Callable[..., Served], lsl_name: str
+    serve: Callable[..., Served], lsl_name: str, marker_format: str
 ) -> None:
     import pylsl
 
-    settings = Settings(port=0, marker_outlet=True, marker_outlet_name=lsl_name)  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        port=0, marker_outlet=True, marker_outlet_name=lsl_name, marker_format=marker_format
+    )
     with BackgroundServer(create_app(settings, None), settings) as server:
         infos = pylsl.resolve_byprop("name", lsl_name, 1, 20.0)
         assert len(infos) == 1
@@ -431,10 +434,13 @@ def test_marker_outlet_pushes_events_stamped_at_onset(
             service.sink(sent)  # pushed until the inlet gets one (the first may precede the link)
             sample, stamp = inlet.pull_sample(timeout=1.0)
         assert sample is not None
-        got = json.loads(sample[0])
-        assert got["id"] == "e7"
-        assert got["label"] == "jaw_clench"
-        assert got["seq"] >= 1
+        if marker_format == "text":  # the service's default: no JSON to parse
+            assert sample[0] == "jaw_clench/onset"
+        else:
+            got = json.loads(sample[0])
+            assert got["id"] == "e7"
+            assert got["label"] == "jaw_clench"
+            assert got["seq"] >= 1
         assert stamp == pytest.approx(sent.onset_lsl, abs=1e-9)
         inlet.close_stream()
 

@@ -73,7 +73,7 @@ def test_cli_without_inputs_says_what_to_pass(
 ) -> None:
     assert main(["train", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "nothing to train on: pass marker-labelled recording CSVs, --epochs DIR and/or" in err
+    assert "nothing to train on: pass marker-labelled recordings, --epochs DIR and/or" in err
     assert main(["train", "--simulate", "1", "--max-epochs", "0", "--out", str(tmp_path)]) == 2
     assert "--max-epochs must be at least 1; got 0" in capsys.readouterr().err
 

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from eegstream.engines.base import Engine, check_features, infer_in_batches
 from eegstream.errors import BackendUnavailableError, EegstreamError
+from eegstream.settings import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ __all__ = [
 
 #: Engines :func:`load_engine` can build by name (``auto`` picks one of the first two).
 #: ``onnxruntime-cuda`` is ONNX Runtime's CUDA provider (needs ``onnxruntime-gpu``).
-ENGINE_NAMES: tuple[str, ...] = ("tensorrt", "onnxruntime", "onnxruntime-cuda", "keras")
+ENGINE_NAMES: tuple[str, ...] = tuple(b for b in BACKENDS if b != "auto")  #: the one list
 
 
 class BundleLike(Protocol):

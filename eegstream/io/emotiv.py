@@ -11,7 +11,8 @@ Layouts read (columns are found by *name*, never by position, in any order and c
 - a header row only, with ``EEG.``-prefixed or bare electrode names;
 - a plain CSV of channel columns: timestamps are then synthesised from ``fs`` (default 128 Hz).
 
-``.gz`` files are read and written transparently. 256 Hz recordings are resampled to the model
+``.gz`` files are read and written transparently. EDF, BDF and FIF files are handed to MNE
+(:mod:`eegstream.io.mne_io`, the ``mne`` extra) and come back as the same :class:`Recording`. 256 Hz recordings are resampled to the model
 rate with :class:`eegstream.resample.Resampler`, the same code the live inlet uses.
 
 ``rec.metadata`` holds every ``key:value`` of the metadata line as written (``"headset type"``,
@@ -629,6 +630,7 @@ def read_recording(
     *,
     fs: float | None = None,
     marker_labels: Mapping[int, str] | None = None,
+    marker_map: Mapping[int, str] | None = None,
     target_fs: float | None = FS,
     require_electrodes: bool = True,
     repair_cells: bool = True,
@@ -644,6 +646,9 @@ def read_recording(
         timestamps, or checked against the timestamps. Contradicting the metadata line is an error.
     marker_labels
         ``MarkerValueInt`` -> label (default 22 blink, 23 jaw_clench); others become ``marker_<v>``.
+    marker_map
+        The user's own labels (``--marker-map``): they win over the sidecar's ``type`` column and
+        over ``marker_labels``.
     target_fs
         Rate to return: the file's rate must equal it or be resampled to it (256 -> 128 Hz).
         ``None`` keeps the file's own rate (``eegstream info`` looks at the data as recorded).
@@ -656,6 +661,18 @@ def read_recording(
     path = Path(path)
     labels = dict(DEFAULT_MARKER_LABELS if marker_labels is None else marker_labels)
     _check_regular_file(path)
+    from eegstream.io.mne_io import is_mne_path
+
+    if is_mne_path(path):
+        from eegstream.io.mne_io import read_mne_recording
+
+        return read_mne_recording(
+            path,
+            marker_labels=labels,
+            marker_map=marker_map,
+            target_fs=target_fs,
+            require_electrodes=require_electrodes,
+        )
     lay = _layout(path)
     roles = [_role(n) for n in lay.names]
 
@@ -778,12 +795,12 @@ def read_recording(
             quality_source = name
             break
 
-    markers = _inline_markers(column, ts, labels)
+    markers = _inline_markers(column, ts, labels, marker_map)
     side = sidecar_path(path)
     if side.is_file():
         markers = merge_markers(
             markers,
-            read_interval_markers(side, ts, labels),
+            read_interval_markers(side, ts, labels, marker_map),
             tolerance=max(1, round(0.1 * src_fs)),
         )
 
@@ -831,7 +848,10 @@ def read_recording(
 
 
 def _inline_markers(
-    column: Any, ts: npt.NDArray[np.float64], labels: Mapping[int, str]
+    column: Any,
+    ts: npt.NDArray[np.float64],
+    labels: Mapping[int, str],
+    marker_map: Mapping[int, str] | None = None,
 ) -> list[Marker]:
     """Markers from ``MarkerValueInt`` (grouped by ``MarkerIndex``) or the old ``MARKER``."""
     values = column("marker_value")
@@ -856,7 +876,7 @@ def _inline_markers(
             continue
         if key is not None:
             groups[key] = len(markers)
-        markers.append(Marker(int(r), float(ts[r]), v, label_for(v, labels)))
+        markers.append(Marker(int(r), float(ts[r]), v, label_for(v, labels, marker_map)))
     return markers
 
 

@@ -378,9 +378,9 @@ def format_info(info: RecordingInfo) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     """CLI handler of ``eegstream info FILE [--fs HZ]``: print the report, return 0."""
-    from eegstream.settings import Settings
+    from eegstream.settings import settings_of
 
-    settings = Settings()  # pydantic fills the defaults
+    settings = settings_of(args)
     info = inspect_recording(Path(args.file), fs=args.fs, fault_limit_uv=settings.fault_limit_uv)
     print(format_info(info))  # noqa: T201 - the CLI's result goes to stdout
     return 0

@@ -3,7 +3,11 @@
 EmotivPRO writes the marker *value* into the ``MarkerValueInt`` column of the recording, but a
 marker's duration only into this sidecar (columns ``latency, duration, type, marker_value, key,
 timestamp, marker_id``; latency in seconds from the recording start, timestamp in Unix seconds).
-The reader merges it so that interval markers keep their length.
+The reader merges it so that interval markers keep their length, and takes its ``type`` column
+(the marker's name in EmotivPRO, e.g. ``blink`` or ``Jaw clench``) as the label when present.
+
+A marker's label, first match wins: the user's ``--marker-map`` (:func:`parse_marker_map`), the
+sidecar's ``type``, the default codes (22 blink, 23 jaw clench), else ``marker_<value>``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import bisect
 import csv
 import io
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,8 +29,12 @@ from eegstream.io.recording import Marker
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MarkerMap",
     "label_for",
+    "label_from_text",
+    "marker_map_arg",
     "merge_markers",
+    "parse_marker_map",
     "read_interval_markers",
     "sidecar_path",
     "write_interval_markers",
@@ -35,9 +44,81 @@ SIDECAR_SUFFIX = "_intervalMarker.csv"
 SIDECAR_COLUMNS = ("latency", "duration", "type", "marker_value", "key", "timestamp", "marker_id")
 
 
-def label_for(value: int, labels: Mapping[int, str]) -> str:
-    """The label of a marker value: the configured mapping, else ``marker_<value>``."""
+#: The user's own labels: marker value -> label (``--marker-map 33024=blink,...``).
+MarkerMap = Mapping[int, str]
+_LABEL = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Labels the detector emits: ``BAD_<label>`` annotations (eegstream's own) read back as these.
+_ARTIFACTS = ("blink", "jaw_clench")
+
+
+def label_for(value: int, labels: Mapping[int, str], marker_map: MarkerMap | None = None) -> str:
+    """The label of a marker value: the user's map, the configured mapping, else ``marker_<value>``."""
+    if marker_map and value in marker_map:
+        return marker_map[value]
     return labels.get(value, f"marker_{value}")
+
+
+def label_from_text(text: str) -> str | None:
+    """A label from a marker's name (sidecar ``type``, MNE annotation), or None if it has none.
+
+    Names are compared in lower case with spaces and hyphens as underscores (``Jaw clench`` ->
+    ``jaw_clench``); eegstream's own ``BAD_blink`` annotations read back as ``blink``; a purely
+    numeric name is a code, not a label.
+    """
+    name = re.sub(r"[\s\-]+", "_", text.strip().lower())
+    if not name or re.fullmatch(r"[+-]?\d+(\.\d*)?", name):
+        return None
+    if name.startswith("bad_") and name[4:] in _ARTIFACTS:
+        return name[4:]
+    return name
+
+
+def parse_marker_map(text: str, flag: str = "--marker-map") -> dict[int, str]:
+    """``"33024=blink,33025=jaw_clench"`` -> ``{33024: "blink", 33025: "jaw_clench"}``.
+
+    Parsed once per command, before any work, so a typo costs a second rather than a run.
+    """
+    out: dict[int, str] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        code, sep, label = (x.strip() for x in entry.partition("="))
+        lab = label.lower()
+        try:
+            value = int(code)
+        except ValueError:
+            value = None
+        if not sep or value is None or not _LABEL.match(lab) or abs(value) >= 2**31:
+            raise EegstreamError(
+                f"{flag} entry {entry!r}: expected CODE=LABEL with CODE a whole marker value and "
+                f"LABEL a name such as blink, jaw_clench or rest (e.g. {flag} "
+                "33024=blink,33025=jaw_clench); fix or remove that entry"
+            )
+        if value in out and out[value] != lab:
+            raise EegstreamError(
+                f"{flag}: marker {value} is mapped twice ({out[value]} and {lab}); keep one entry"
+            )
+        out[value] = lab
+    if not out:
+        raise EegstreamError(
+            f"{flag} {text!r} has no entry; give CODE=LABEL pairs such as 33024=blink,33025=jaw_clench"
+        )
+    return out
+
+
+def marker_map_arg(value: object, flag: str = "--marker-map") -> dict[int, str] | None:
+    """The ``--marker-map`` option as given on the command line (text) or in Python (a mapping)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_marker_map(value, flag)
+    if isinstance(value, Mapping):
+        return parse_marker_map(",".join(f"{k}={v}" for k, v in value.items()), flag)
+    raise EegstreamError(
+        f"{flag}: expected text such as '33024=blink' or a dict {{33024: 'blink'}}, "
+        f"got {type(value).__name__}"
+    )
 
 
 def sidecar_path(recording: Path) -> Path:
@@ -61,12 +142,17 @@ def _nearest_sample(times: npt.NDArray[np.float64], t: float) -> int:
 
 
 def read_interval_markers(
-    path: Path, timestamps: npt.NDArray[np.float64], labels: Mapping[int, str]
+    path: Path,
+    timestamps: npt.NDArray[np.float64],
+    labels: Mapping[int, str],
+    marker_map: MarkerMap | None = None,
 ) -> list[Marker]:
     """Markers from a sidecar, placed on the nearest sample of ``timestamps``.
 
     The ``timestamp`` column locates a marker when it falls inside the recording; otherwise the
-    ``latency`` (seconds from the first sample) does, as EmotivPRO's own viewer does.
+    ``latency`` (seconds from the first sample) does, as EmotivPRO's own viewer does. The label
+    is ``marker_map``'s, else the ``type`` column's (the name given in EmotivPRO), else
+    ``labels``'.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -117,12 +203,19 @@ def read_interval_markers(
             continue
         sample = _nearest_sample(timestamps, t)
         v = int(value)
+        named = None
+        if "type" in col and col["type"] < len(row):
+            named = label_from_text(row[col["type"]])
+        if named is None or (marker_map and v in marker_map):
+            label = label_for(v, labels, marker_map)
+        else:
+            label = named
         markers.append(
             Marker(
                 sample=sample,
                 time=float(timestamps[sample]),
                 value=v,
-                label=label_for(v, labels),
+                label=label,
                 duration=float(duration or 0.0),
             )
         )
@@ -135,7 +228,8 @@ def merge_markers(
     """Merge sidecar markers into the recording's own, sorted by sample.
 
     A sidecar marker with the same value within ``tolerance`` samples of an inline one gives it
-    its duration (same marker, seen twice); any other sidecar marker is added.
+    its duration and label (same marker, seen twice; the sidecar may name it); any other sidecar
+    marker is added.
     """
     merged = list(inline)
     by_value: dict[int, list[tuple[int, int]]] = {}  # value -> sorted (sample, index in merged)
@@ -158,7 +252,7 @@ def merge_markers(
             used.add(len(merged) - 1)
         else:
             a = merged[match]
-            merged[match] = Marker(a.sample, a.time, a.value, a.label, m.duration or a.duration)
+            merged[match] = Marker(a.sample, a.time, a.value, m.label, m.duration or a.duration)
             used.add(match)
     merged.sort(key=lambda m: (m.sample, m.value))
     return merged

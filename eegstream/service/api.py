@@ -43,12 +43,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict
 from scipy.signal import lfilter
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from eegstream import __version__
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message
+from eegstream.service.calibration import add_calibration_routes
 from eegstream.service.hub import (
     CLOSE_GOING_AWAY,
     CLOSE_TOO_SLOW,
@@ -62,7 +64,7 @@ from eegstream.service.hub import (
 )
 from eegstream.service.markers_out import MarkerOutlet
 from eegstream.service.metrics import Metrics
-from eegstream.settings import ARTIFACT_LABELS, ELECTRODES, FS, Settings
+from eegstream.settings import ARTIFACT_LABELS, ELECTRODES, FS, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,8 @@ class ModelInfo:
     name: str
     sha256: str
     backend: str
+    #: the user profile in use (``--profile``): its name, thresholds and file; None without one
+    profile: dict[str, Any] | None = None
 
 
 class EventSource(Protocol):
@@ -167,7 +171,7 @@ class Service:
         self.shutdown = asyncio.Event()  #: set when the service stops: every client loop exits
         self._factory = factory
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._outlet = MarkerOutlet(settings.marker_outlet_name) if settings.marker_outlet else None
+        self._outlet = MarkerOutlet.from_settings(settings) if settings.marker_outlet else None
         self._log_file: IO[str] | None = None
         self._started = time.monotonic()
         self._handlers = 0
@@ -265,8 +269,6 @@ class Service:
         now = time.time()
         if isinstance(message, ArtifactEvent):
             published_lsl = message.detected_lsl + (now - message.detected_unix)
-            if self._outlet is not None:
-                self._outlet.push(item.text, message.onset_lsl)
         else:
             published_lsl = 0.0
             detached = message.status == "stopped" and message.detail.get("detached") is True
@@ -274,6 +276,8 @@ class Service:
             state = _STATE_OF.get(message.status, self.stream_states.get(sid, "connected"))
             self.stream_states[sid] = "detached" if detached else state
             self.stream_last[sid] = message.status
+        if self._outlet is not None:  # artifacts and signal faults, in the configured form
+            self._outlet.publish(message, item.text)
         self.metrics.observe_message(message, now, published_lsl)
         if self._log_file is not None:
             try:
@@ -399,6 +403,7 @@ class ModelResponse(BaseModel):
     name: str
     sha256: str
     backend: str
+    profile: dict[str, Any] | None = None  #: the user profile in use (``--profile``), if any
 
 
 class StatusResponse(BaseModel):
@@ -570,7 +575,7 @@ class _HostGuard:
         )
 
 
-def _origin_ok(websocket: WebSocket, settings: Settings, policy: HostPolicy) -> bool:
+def _origin_ok(websocket: HTTPConnection, settings: Settings, policy: HostPolicy) -> bool:
     """Browsers send ``Origin``: accept an allowed host's page and the configured CORS origins.
 
     This stops another website open in the lab's browser from reading the events (websockets are
@@ -821,18 +826,23 @@ async def _signal_sender(
 def create_app(
     settings: Settings | None = None,
     pipeline_factory: PipelineFactory | None = _default_factory,
+    *,
+    profile_dir: Path | None = None,
 ) -> FastAPI:
     """Build the service app.
 
     Parameters
     ----------
     settings
-        The one settings object (default: ``Settings()``, i.e. environment and defaults).
+        The one settings object (default: ``load_settings()``: environment, config file, defaults).
     pipeline_factory
         Builds the detection side once the event loop runs. ``None`` serves the hub alone
         (events are then published through ``get_service(app).sink``); ``/ready`` stays 503.
+    profile_dir
+        Where the dashboard's calibrations save their profiles (default:
+        ``settings.profile_dir``).
     """
-    settings = settings if settings is not None else Settings()
+    settings = settings if settings is not None else load_settings()
     if FS % settings.signal_rate:
         raise EegstreamError(
             f"signal_rate={settings.signal_rate}: the dashboard signal is decimated from {FS} Hz, so "
@@ -852,6 +862,7 @@ def create_app(
         try:
             yield
         finally:
+            await calibrations.close()
             await service.stop()
 
     app = FastAPI(
@@ -881,6 +892,9 @@ def create_app(
             )
 
     auth = [Depends(require_token)]
+    calibrations = add_calibration_routes(
+        app, service, policy, auth, STATIC_DIR, profile_dir or settings.profile_dir
+    )
 
     @app.get("/health", response_model=HealthResponse, tags=["status"])
     def health() -> JSONResponse:
@@ -910,7 +924,10 @@ def create_app(
         source = service.source
         model = (
             ModelResponse(
-                name=source.model.name, sha256=source.model.sha256, backend=source.model.backend
+                name=source.model.name,
+                sha256=source.model.sha256,
+                backend=source.model.backend,
+                profile=source.model.profile,
             )
             if source is not None
             else None

@@ -76,22 +76,46 @@ def pipeline_factory(
         return MultiStreamPipeline(
             TimedEngine(engine, metrics),
             bundle.features,
-            s,
+            _with_profile(s),
             sink,
             streams=chosen,
             discover=s.discover,
             stream_type=s.stream_type,
             poll_interval=poll_interval,
-            model=ModelInfo(bundle.name, bundle.sha256, engine.name),
+            model=ModelInfo(bundle.name, bundle.sha256, engine.name, _profile_info(settings)),
             owns_engine=True,
         )
 
     return factory
 
 
+def _profile_info(settings: Settings) -> dict[str, object] | None:
+    """The profile shown in ``/status`` and on the dashboard."""
+    if settings.profile is None:
+        return None
+    from eegstream.profile import load_profile
+
+    prof = load_profile(settings.profile)
+    return {"name": prof.name, "file": str(settings.profile), "thresholds": prof.thresholds}
+
+
+def _with_profile(settings: Settings) -> Settings:
+    """Settings carrying the profile's per-class thresholds (the detectors read them there)."""
+    if settings.profile is None:
+        return settings
+    from eegstream.profile import load_profile
+
+    th = load_profile(settings.profile).thresholds
+    return settings.model_copy(update={"class_thresholds": {**settings.class_thresholds, **th}})
+
+
 def _load(settings: Settings) -> tuple[ModelBundle, Engine]:
     """The bundle and its engine, warmed up (closed again if the warm-up fails)."""
     bundle = ModelBundle.load(settings.model_dir)
+    if settings.profile is not None:  # the person's baseline and thresholds (calibrate)
+        from eegstream.profile import apply_profile
+
+        bundle, _ = apply_profile(settings.profile, bundle, settings)
     engine = load_engine(settings.backend, bundle, settings.max_batch)
     try:
         engine.warmup()

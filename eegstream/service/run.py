@@ -14,108 +14,28 @@ import asyncio
 import gc
 import logging
 import math
-import os
 import re
 import signal
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 from urllib.parse import unquote_plus
 
 import uvicorn
 from fastapi import FastAPI
-from pydantic import ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    JsonConfigSettingsSource,
-    PydanticBaseSettingsSource,
-    TomlConfigSettingsSource,
-    YamlConfigSettingsSource,
-)
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from eegstream.errors import EegstreamError
 from eegstream.service.api import PipelineFactory, Service, create_app, get_service
-from eegstream.settings import Settings
+from eegstream.settings import Settings, load_settings, settings_of
 
 log = logging.getLogger(__name__)
 
-_ConfigSource = Callable[[type[BaseSettings], Path], PydanticBaseSettingsSource]
-_CONFIG_SOURCES: dict[str, _ConfigSource] = {
-    ".toml": TomlConfigSettingsSource,
-    ".json": JsonConfigSettingsSource,
-    ".yaml": YamlConfigSettingsSource,
-    ".yml": YamlConfigSettingsSource,
-}
-
-# --- settings --------------------------------------------------------------------------------------
-
-
-def build_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from (highest first) ``overrides`` (CLI flags), ``EEGSTREAM_*``, the config file.
-
-    ``config`` defaults to ``$EEGSTREAM_CONFIG``; TOML, JSON or YAML by its suffix. ``None``
-    overrides are ignored (a flag that was not given).
-    """
-    values = {k: v for k, v in overrides.items() if v is not None}
-    env_config = os.environ.get("EEGSTREAM_CONFIG")
-    path = config if config is not None else (Path(env_config) if env_config else None)
-    try:
-        if path is None:
-            return Settings(**values)
-        source, file_path = _config_source(path), path
-
-        class _WithFile(Settings):
-            @classmethod
-            def settings_customise_sources(
-                cls,
-                settings_cls: type[BaseSettings],
-                init_settings: PydanticBaseSettingsSource,
-                env_settings: PydanticBaseSettingsSource,
-                dotenv_settings: PydanticBaseSettingsSource,
-                file_secret_settings: PydanticBaseSettingsSource,
-            ) -> tuple[PydanticBaseSettingsSource, ...]:
-                return init_settings, env_settings, source(settings_cls, file_path)
-
-        # validate once more as the plain Settings class (no env reading: values are final)
-        return Settings.model_validate(_WithFile(**values).model_dump())
-    except ValidationError as exc:
-        where = f"config file {path}, " if path is not None else ""
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        raise EegstreamError(
-            f"invalid settings ({where}EEGSTREAM_* environment or flags): {problems}; "
-            "fix these values (see `eegstream serve --help` and the README's settings table)"
-        ) from None
-
-
-def _config_source(path: Path) -> _ConfigSource:
-    """The pydantic-settings source for a config file, after checking that it can be read."""
-    if not path.is_file():
-        raise EegstreamError(
-            f"--config {path}: no such file; give the path of a TOML, JSON or YAML settings file"
-        )
-    source = _CONFIG_SOURCES.get(path.suffix.lower())
-    if source is None:
-        raise EegstreamError(
-            f"--config {path}: unknown settings format {path.suffix or '(no suffix)'!r}; "
-            f"expected one of {', '.join(_CONFIG_SOURCES)}"
-        )
-    if source is YamlConfigSettingsSource:
-        try:
-            import yaml  # noqa: F401
-        except ImportError:
-            raise EegstreamError(
-                f"--config {path}: YAML settings need PyYAML; `pip install pyyaml` or use TOML"
-            ) from None
-    return source
+#: The one settings road lives in eegstream.settings; the name stays importable from here.
+build_settings = load_settings
 
 
 # --- uvicorn -----------------------------------------------------------------------------------------
@@ -226,7 +146,25 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
       at once instead of waiting for room that never comes, and the connection is aborted if
       it is still open ``close_timeout`` later (a plain close would wait for the unread buffer
       forever).
+    * A peer that leaves a keep-alive ping unanswered is a stalled client too: it is closed
+      with 1013 (the slow-client rule, not uvicorn's 1011) and counted in ``dropped_clients``
+      (``on_stalled``, set by :func:`uvicorn_config`). Before, a client that stopped reading
+      while events were rare was closed 1011 after 20-30 s and never counted.
     """
+
+    def keepalive_timeout(self) -> None:
+        """As uvicorn's, with the slow-client close code and the drop counted."""
+        self.pong_timer = None
+        self.pending_ping_payload = None
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.fail(1013, "client too slow: no answer to keep-alive pings")
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
+        on_stalled = getattr(self.config, "on_stalled", None)
+        if callable(on_stalled):
+            on_stalled()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """As uvicorn's, with a small user-space send buffer (see ``_SEND_BUFFER``)."""
@@ -272,7 +210,7 @@ class _WebSocketProtocol(WebSocketsSansIOProtocol):
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     """The uvicorn configuration for the service app."""
     _redact_secrets_in_logs()
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -287,6 +225,10 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         timeout_graceful_shutdown=math.ceil(max(3.0, settings.send_timeout + 1.0)),
         server_header=False,
     )
+    service = getattr(app.state, "service", None)
+    if isinstance(service, Service):  # a peer that stops answering pings: a dropped client
+        config.on_stalled = service.count_drop  # type: ignore[attr-defined]
+    return config
 
 
 def _bind(settings: Settings) -> socket.socket:
@@ -505,28 +447,11 @@ def _local(host: str) -> str:
 # --- commands ----------------------------------------------------------------------------------------
 
 
-def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Settings given as flags (``None`` = not given, the other sources decide)."""
-    return {
-        "stream_name": getattr(args, "stream_name", None),
-        "stream_type": getattr(args, "stream_type", None),
-        "source_id": getattr(args, "source_id", None),
-        "resolve_timeout": getattr(args, "resolve_timeout", None),
-        "discover": True if getattr(args, "discover", False) else None,
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "allowed_hosts": getattr(args, "allowed_host", None),
-        "event_log": getattr(args, "event_log", None),
-        "backend": None if getattr(args, "backend", "auto") == "auto" else args.backend,
-        "model_dir": getattr(args, "model", None),
-    }
-
-
 def run_serve(args: argparse.Namespace) -> int:
     """``eegstream serve``: detect on live LSL streams and serve the events."""
     from eegstream.service.detection import preload
 
-    settings = build_settings(getattr(args, "config", None), **_serve_overrides(args))
+    settings = settings_of(args)
     factory = preload(settings)  # bundle, engine and stream checked now: errors exit 2 at once
     app = create_app(settings, factory)
     return serve_app(app, settings, banner=_banner(settings))
@@ -552,15 +477,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     name = f"eegstream-demo-{uuid.uuid4().hex[:8]}"
     source_id = f"eegstream-demo-{uuid.uuid4().hex}"
-    settings = build_settings(
-        None,
-        host=args.host,
-        port=args.port,
-        backend=None if args.backend == "auto" else args.backend,
-        model_dir=args.model,
-        stream_name=[name],
-        source_id=source_id,
-        allowed_hosts=args.allowed_host,
+    base = settings_of(args)  # flags, env and config file, as every command
+    settings = Settings.model_validate(
+        {**base.model_dump(), "stream_name": [name], "source_id": source_id}
     )
     if args.speed <= 0:
         raise EegstreamError(

@@ -1,12 +1,18 @@
 """Receive a live EEG stream over LSL: resolve it, map its channels by label, pull chunks, notice gaps.
 
 One :class:`EEGInlet` per headset. liblsl writes straight into buffers allocated once per
-connection, the 14 electrodes are selected with one ``np.take`` into another, and the checks are
+connection, the 14 electrodes are selected with one ``np.take`` into another (and, when the stream
+is not in microvolts or lacks optional electrodes, scaled by one multiply), and the checks are
 whole-chunk numpy (no per-sample Python; about 40 us per 8-sample chunk of a 19-channel Emotiv
 stream, measured). It resamples other rates to 128 Hz, counts non-finite samples, reports gaps (a
 timestamp jump, a counter jump, or a reconnection), and when the outlet vanishes it searches for it
 again in the background (by source id, else by name and type) and carries on with a fresh
 connection.
+
+LSL conventions: a stream type matches in any case (``EEG``, ``eeg``: MNE-LSL's ``PlayerLSL``
+declares ``eeg``). Units come from ``desc/channels/channel/unit`` (:data:`UNITS`; none means
+microvolts, as Emotiv sends). Only the model's electrodes (``MODEL_ELECTRODES``) are required;
+the other EPOC electrodes, when absent, are NaN columns, as in a recording without them.
 
 Timestamps: by default liblsl synchronises clocks, dejitters and monotonises (``proc_clocksync |
 proc_dejitter | proc_monotonize``). liblsl's dejitter is a slow regression of time on sample
@@ -21,6 +27,7 @@ import ctypes
 import itertools
 import logging
 import math
+import string
 import threading
 import time
 from collections import deque
@@ -37,7 +44,7 @@ from pylsl.util import TimeoutError as LslTimeoutError
 
 from eegstream.errors import EegstreamError, MissingChannelsError
 from eegstream.resample import Resampler, check_rate
-from eegstream.settings import ELECTRODES, FS
+from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES
 from eegstream.stream.ring import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -68,20 +75,72 @@ State = Literal["disconnected", "connected", "lost"]
 GapReason = Literal["timestamps", "counter", "reconnect"]
 
 
+#: Units accepted in ``desc/channels/channel/unit``, as the factor that turns them into microvolts.
+#: Words match in any case; symbols exactly (``mV`` is not ``MV``). A channel without a unit is in
+#: microvolts (Emotiv's outlets give none). MNE-LSL writes MNE's unit multiplier instead: the power
+#: of ten of volts (``0`` volts, ``-3`` millivolts, ``-6`` microvolts), accepted too.
+UNITS: dict[str, float] = {
+    "microvolts": 1.0, "microvolt": 1.0, "uV": 1.0,
+    "\u00b5V": 1.0, "\u03bcV": 1.0,  # micro sign and Greek mu: both are written
+    "millivolts": 1e3, "millivolt": 1e3, "mV": 1e3,
+    "volts": 1e6, "volt": 1e6, "V": 1e6,
+}  # fmt: skip
+_UNIT_WORDS = frozenset(("microvolts", "microvolt", "millivolts", "millivolt", "volts", "volt"))
+_MNE_EXPONENTS = range(-12, 4)  #: MNE unit multipliers accepted (pico- to kilovolts)
+
+
 # --- stream descriptions ----------------------------------------------------------------------
 
 
-def channel_labels(info: pylsl.StreamInfo) -> list[str | None]:
-    """Channel labels from ``desc/channels/channel/label`` (None where absent or no metadata)."""
-    labels: list[str | None] = []
+def _channel_values(info: pylsl.StreamInfo, key: str) -> list[str | None]:
+    """``desc/channels/channel/<key>`` of every channel (None where absent or no metadata)."""
+    values: list[str | None] = []
     channels = info.desc().child("channels")
     if not channels.empty():
         ch = channels.child("channel")
         while not ch.empty():
-            labels.append(ch.child_value("label") or None)
+            values.append(ch.child_value(key) or None)
             ch = ch.next_sibling("channel")
     n = info.channel_count()
-    return (labels + [None] * n)[:n]
+    return (values + [None] * n)[:n]
+
+
+def channel_labels(info: pylsl.StreamInfo) -> list[str | None]:
+    """Channel labels from ``desc/channels/channel/label`` (None where absent or no metadata)."""
+    return _channel_values(info, "label")
+
+
+def channel_units(info: pylsl.StreamInfo) -> list[str | None]:
+    """Channel units from ``desc/channels/channel/unit`` (None where absent or no metadata)."""
+    return _channel_values(info, "unit")
+
+
+def unit_scale(unit: str | None, where: str) -> float:
+    """The factor to microvolts of ``unit`` (:data:`UNITS`; None or empty: microvolts).
+
+    Raises :class:`EegstreamError` naming the unit and the accepted ones: a stream in an unknown
+    unit would otherwise be detected on numbers a million times off (volts read as microvolts
+    looked like a dead headset: one ``dead_electrode`` status and no events).
+    """
+    if unit is None or not unit.strip():
+        return 1.0
+    text = unit.strip()
+    if text in UNITS:
+        return UNITS[text]
+    if text.lower() in _UNIT_WORDS:  # words in any case ("Microvolts"); never symbols ("MV")
+        return UNITS[text.lower()]
+    try:
+        exponent = int(text)
+    except ValueError:
+        exponent = None
+    if exponent is not None and exponent in _MNE_EXPONENTS:
+        return float(10.0 ** (exponent + 6))
+    raise EegstreamError(
+        f"{where} has unit {unit!r}, which eegstream does not know; accepted units: "
+        f"{', '.join(UNITS)} (any case for the words), MNE-LSL's power of ten of volts "
+        f"(0 = volts, -3, -6 = microvolts), or none (microvolts); set the sender's "
+        f"desc/channels/channel/unit to one of them"
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +157,7 @@ class StreamDescription:
     channel_format: int
     labels: tuple[str | None, ...] = ()
     created_at: float = 0.0
+    units: tuple[str | None, ...] = ()  #: ``desc/channels/channel/unit`` of every channel
 
     @classmethod
     def from_info(cls, info: pylsl.StreamInfo) -> StreamDescription:
@@ -113,6 +173,7 @@ class StreamDescription:
             channel_format=int(info.channel_format()),
             labels=tuple(channel_labels(info)),
             created_at=float(info.created_at()),
+            units=tuple(channel_units(info)),
         )
 
     def __str__(self) -> str:
@@ -138,18 +199,37 @@ def normalise_label(label: str) -> str:
 class ChannelMap:
     """Where each of the 14 electrodes (``ELECTRODES`` order) sits among a stream's channels."""
 
-    electrodes: npt.NDArray[np.intp]  #: stream column of each electrode
+    electrodes: npt.NDArray[np.intp]  #: stream column of each electrode (absent ones: column 0)
     counter: int | None  #: stream column of a sample counter, if any
     ignored: tuple[str, ...]  #: labels of the other channels
     interpolated: int | None = None  #: stream column of EmotivPRO's interpolation flag, if any
+    #: per electrode, the factor to microvolts; NaN for an absent electrode, so that the one
+    #: multiply that converts units also blanks what the stream does not carry
+    scale: npt.NDArray[np.float64] = field(default_factory=lambda: np.ones(len(ELECTRODES)))
+    absent: tuple[str, ...] = ()  #: optional electrodes the stream lacks (NaN columns)
+
+    @property
+    def unity(self) -> bool:
+        """True when the selected columns are already microvolts of every electrode."""
+        return bool(np.all(self.scale == 1.0))
+
+    @property
+    def present(self) -> npt.NDArray[np.bool_]:
+        """``(14,)`` which electrodes the stream carries."""
+        return np.asarray(np.isfinite(self.scale), dtype=bool)
 
 
-def map_channels(labels: Sequence[str | None], source: str) -> ChannelMap:
+def map_channels(
+    labels: Sequence[str | None], source: str, units: Sequence[str | None] | None = None
+) -> ChannelMap:
     """Map a stream's channels to the 14 electrodes by label (``AF3``, ``EEG.AF3``; any case/order).
 
-    A stream without any labels is accepted only in Emotiv's own layouts (14 electrodes, or the
-    19 channels of EmotivPRO's outlet), with a warning. Raises :class:`MissingChannelsError`
-    naming the missing electrodes otherwise.
+    Only ``MODEL_ELECTRODES`` are required: another EPOC electrode the stream lacks is listed in
+    ``absent`` and becomes a NaN column. ``units`` (one per channel, see :func:`unit_scale`) give
+    each electrode's factor to microvolts. A stream without any labels is accepted only in
+    Emotiv's own layouts (14 electrodes, or the 19 channels of EmotivPRO's outlet), with a
+    warning. Raises :class:`MissingChannelsError` naming the missing model electrodes, and
+    :class:`EegstreamError` for an unknown unit.
     """
     if all(label is None for label in labels):
         if len(labels) in (len(ELECTRODES), len(EMOTIV_LSL_LAYOUT)):
@@ -163,7 +243,7 @@ def map_channels(labels: Sequence[str | None], source: str) -> ChannelMap:
             labels = list(layout)
         else:
             raise MissingChannelsError(
-                source, list(ELECTRODES), [f"{len(labels)} unlabelled channels"]
+                source, list(MODEL_ELECTRODES), [f"{len(labels)} unlabelled channels"]
             )
     names = [normalise_label(label) if label else "" for label in labels]
     column: dict[str, int] = {}
@@ -173,18 +253,31 @@ def map_channels(labels: Sequence[str | None], source: str) -> ChannelMap:
                 "%s has channel %s twice; using the first (column %d)", source, name, column[name]
             )
         column.setdefault(name, i)
-    missing = [e for e in ELECTRODES if e not in column]
+    missing = [e for e in MODEL_ELECTRODES if e not in column]
     if missing:
         raise MissingChannelsError(
             source, missing, [str(label) for label in labels if label is not None]
         )
-    electrodes = np.array([column[e] for e in ELECTRODES], dtype=np.intp)
+    absent = tuple(e for e in ELECTRODES if e not in column)
+    electrodes = np.array([column.get(e, 0) for e in ELECTRODES], dtype=np.intp)
+    unit_of = list(units) if units is not None else []
+    scale = np.full(len(ELECTRODES), np.nan)
+    for k, e in enumerate(ELECTRODES):
+        if e in column:
+            col = column[e]
+            unit = unit_of[col] if col < len(unit_of) else None
+            scale[k] = unit_scale(unit, f"{source} channel {labels[col]}")
     counter = next((i for i, n in enumerate(names) if n in _COUNTER_LABELS), None)
     interpolated = next((i for i, n in enumerate(names) if n in _INTERPOLATED_LABELS), None)
-    used = set(electrodes.tolist())
+    used = {column[e] for e in ELECTRODES if e in column}
     ignored = tuple(str(labels[i]) for i in range(len(labels)) if i not in used)
     return ChannelMap(
-        electrodes=electrodes, counter=counter, ignored=ignored, interpolated=interpolated
+        electrodes=electrodes,
+        counter=counter,
+        ignored=ignored,
+        interpolated=interpolated,
+        scale=scale,
+        absent=absent,
     )
 
 
@@ -201,12 +294,27 @@ def _xpath_literal(value: str) -> str:
     return "concat(" + ', "\'", '.join(f"'{p}'" for p in parts) + ")"
 
 
-def _predicate(name: str | None, stype: str | None, source_id: str | None) -> str:
-    terms = [
-        f"{key}={_xpath_literal(value)}"
-        for key, value in (("name", name), ("type", stype), ("source_id", source_id))
-        if value
-    ]
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def types_match(a: str, b: str) -> bool:
+    """Whether two LSL stream types are the same type: ``EEG`` is ``eeg`` (ASCII case only).
+
+    MNE-LSL's ``PlayerLSL`` declares ``eeg``, Emotiv and most senders ``EEG``; the XDF spec
+    names the type but no case. Only ASCII letters fold, as in :func:`stream_predicate`.
+    """
+    return a.translate(_ASCII_LOWER) == b.translate(_ASCII_LOWER)
+
+
+def stream_predicate(name: str | None, stype: str | None, source_id: str | None) -> str:
+    """The XPath 1.0 query liblsl resolves: name and source id exact, the type in any case."""
+    terms = [f"name={_xpath_literal(name)}"] if name else []
+    if stype:  # XPath 1.0 has no lower-case(); translate() folds the ASCII letters
+        upper, lower = string.ascii_uppercase, string.ascii_lowercase
+        folded = _xpath_literal(stype.translate(_ASCII_LOWER))
+        terms.append(f"translate(type,'{upper}','{lower}')={folded}")
+    if source_id:
+        terms.append(f"source_id={_xpath_literal(source_id)}")
     return " and ".join(terms) or "name"  # "name": every stream has one
 
 
@@ -241,7 +349,7 @@ def resolve_stream(
     """
     if timeout <= 0:
         raise EegstreamError(f"resolve timeout must be > 0 seconds; got {timeout}")
-    infos = pylsl.resolve_bypred(_predicate(name, stype, source_id), 1, timeout)
+    infos = pylsl.resolve_bypred(stream_predicate(name, stype, source_id), 1, timeout)
     if not infos:
         seen = list_streams(1.0)
         listing = "; ".join(str(s) for s in seen) or "none"
@@ -299,7 +407,8 @@ class InletEvent:
 class Chunk:
     """Samples from one pull. Arrays are views of the inlet's buffers, valid until the next pull."""
 
-    data: F64  #: ``(n, 14)`` microvolts in ``ELECTRODES`` order at 128 Hz
+    #: ``(n, 14)`` microvolts in ``ELECTRODES`` order at 128 Hz (NaN: an absent optional electrode)
+    data: F64
     timestamps: F64  #: ``(n,)`` LSL clock (local), seconds
     gaps: tuple[Gap, ...] = ()
     nonfinite: int = 0  #: samples of ``data`` with a NaN or infinite value on any electrode
@@ -406,6 +515,7 @@ class EEGInlet:
         self._carry: list[tuple[_Cut, float | None]] = []  # gaps awaiting resampled output
         self._source_fs = self.fs
         self._resampler: Resampler | None = None
+        self._present_idx: npt.NDArray[np.intp] | None = None  # None: every electrode present
         # background search for a lost stream
         self._lock = threading.Lock()
         self._found: tuple[pylsl.StreamInlet, pylsl.StreamInfo] | None = None
@@ -555,6 +665,8 @@ class EEGInlet:
         if self._resampler is None:
             data = self._mapped[:n]
             np.take(raw, channels.electrodes, axis=1, out=data)  # one column selection
+            if not channels.unity:  # units and absent electrodes: one multiply
+                np.multiply(data, channels.scale, out=data)
             times = ts
             gaps = tuple(
                 self._gap(c, c.pos, self._last_ts if c.pos == 0 else float(ts[c.pos - 1]), ts)
@@ -745,7 +857,10 @@ class EEGInlet:
             if a in at:
                 add(*rs.flush_timed())  # the samples before the gap, then a fresh start
                 pending.append((at[a], produced, last_time))
-            add(*rs.process_timed(np.take(raw[a:b], channels.electrodes, axis=1), ts[a:b]))
+            x = np.take(raw[a:b], channels.electrodes, axis=1)
+            if not channels.unity:  # units and absent electrodes: one multiply
+                np.multiply(x, channels.scale, out=x)
+            add(*rs.process_timed(x, ts[a:b]))
         if not parts:
             self._carry = [(c, t) for c, _, t in pending]
             return self._empty.data, self._empty.timestamps, ()
@@ -760,9 +875,14 @@ class EEGInlet:
         return data, times_all, tuple(gaps)
 
     def _count_nonfinite(self, data: F64) -> int:
-        """Samples with a NaN or inf on any electrode (one reduction when there are none)."""
+        """Samples with a NaN or inf on any electrode (one reduction when there are none).
+
+        Absent optional electrodes are NaN by design and do not count.
+        """
         if data.shape[0] == 0:
             return 0
+        if self._present_idx is not None:  # rare: a stream without some optional electrodes
+            data = data[:, self._present_idx]
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: still caught
             if np.isfinite(np.sum(data)):  # NaN/inf propagate into the sum
                 return 0
@@ -819,7 +939,7 @@ class EEGInlet:
 
     def _start_search(self, skip_uid: str | None, skip_until: float) -> None:
         self._search_stop.clear()
-        pred = _predicate(*self._recovery_query())
+        pred = stream_predicate(*self._recovery_query())
         self._search_thread = threading.Thread(
             target=self._search, args=(pred, skip_uid, skip_until), name="eegstream-inlet-search"
         )
@@ -910,7 +1030,7 @@ class EEGInlet:
                     f"stream {desc} has an irregular sampling rate; EEG detection needs a "
                     f"regular rate (128 or 256 Hz for Emotiv headsets)"
                 )
-            channels = map_channels(desc.labels, f"stream {desc.name!r}")
+            channels = map_channels(desc.labels, f"stream {desc.name!r}", desc.units)
             check_rate(desc.nominal_srate, self.fs, f"stream {desc.name!r}")
         except EegstreamError:
             inlet.close_stream()
@@ -923,8 +1043,16 @@ class EEGInlet:
             else Resampler(self._source_fs, self.fs, len(ELECTRODES))
         )
         self._allocate(desc.channel_count)
+        self._present_idx = None if not channels.absent else np.flatnonzero(channels.present)
         if channels.ignored:
             log.info("%s: ignoring channels %s", desc.name, ", ".join(channels.ignored))
+        if channels.absent:
+            log.info(
+                "%s: no optional electrode(s) %s; detection reads only %s",
+                desc.name, ", ".join(channels.absent), ", ".join(MODEL_ELECTRODES),
+            )  # fmt: skip
+        if not channels.unity and not channels.absent:
+            log.info("%s: samples scaled to microvolts (x%s)", desc.name, channels.scale.tolist())
 
     def _allocate(self, nch: int) -> None:
         """Buffers and ctypes arguments for one stream layout, made once per connection."""

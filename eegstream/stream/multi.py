@@ -50,7 +50,13 @@ from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.preprocess import FeaturePipeline
 from eegstream.settings import ELECTRODES, FS, Settings
-from eegstream.stream.inlet import EEGInlet, InletEvent, StreamDescription
+from eegstream.stream.inlet import (
+    EEGInlet,
+    InletEvent,
+    StreamDescription,
+    stream_predicate,
+    types_match,
+)
 from eegstream.stream.threads import ThreadOwner
 
 if TYPE_CHECKING:
@@ -78,6 +84,9 @@ _TICKS_KEPT = 2000
 #: behind, this bounds one tick (all streams' windows in one batch) to a few seconds of work,
 #: so messages keep flowing while it catches up instead of arriving in one burst per minute.
 _MAX_CHUNK = 256
+#: Samples waiting in a stream's LSL buffer (1 s) at which the service reports itself
+#: ``overloaded`` (once per episode; ``connected`` again when the backlog fell under a quarter).
+_OVERLOAD_BACKLOG = 128
 #: Interpolated-sample times kept per stream to flag events (8 s of them at 128 Hz).
 _INTERPOLATED_KEPT = 1024
 #: Seconds a stream that failed to open during discovery is left alone before another try.
@@ -156,6 +165,7 @@ class _Stream:
         self.nan_span: tuple[float, float] | None = None
         self.nan_electrodes: set[str] = set()
         self.nan_reported_at = -math.inf
+        self.overloaded = False  #: an ``overloaded`` status was sent and not yet cleared
         #: LSL times of the newest samples the source marked as interpolated (rare)
         self.interpolated: deque[float] = deque(maxlen=_INTERPOLATED_KEPT)
 
@@ -185,6 +195,8 @@ class _Stream:
             "state": self.state,
             "running": self.active,
             "stream": inlet.description.as_dict() if inlet.description is not None else None,
+            # optional electrodes the stream does not carry (NaN columns; detection needs none)
+            "absent_electrodes": list(inlet.channels.absent) if inlet.channels else [],
             "nominal_fs": inlet.source_fs,
             "fs": inlet.fs,
             "measured_fs": measured,
@@ -328,6 +340,7 @@ class MultiStreamPipeline(ThreadOwner):
         self._engine_calls = 0
         self._windows = 0
         self._largest_batch = 0
+        self._overloads = 0  #: overload episodes (a stream's backlog reached 1 s)
         self._tick_s: deque[float] = deque(maxlen=_TICKS_KEPT)
         self._rate: deque[tuple[float, int]] = deque(maxlen=_RATE_SPAN + 1)
 
@@ -560,6 +573,8 @@ class MultiStreamPipeline(ThreadOwner):
                 "windows_per_s": windows_per_s,
                 "mean_batch": self._windows / self._engine_calls if self._engine_calls else None,
                 "largest_batch": self._largest_batch,
+                "overloads": self._overloads,
+                "overloaded": sum(1 for s in streams if s.active and s.overloaded),
                 "tick_p50_ms": float(np.percentile(ticks, 50)) * 1e3 if ticks.size else None,
                 "tick_p99_ms": float(np.percentile(ticks, 99)) * 1e3 if ticks.size else None,
                 "poll_interval_s": self.poll_interval,
@@ -677,6 +692,9 @@ class MultiStreamPipeline(ThreadOwner):
             s.lost_since = None
         if event.kind == "clock_jump":
             detail["jump_s"] = round(event.jump_s, 6)
+        channels = s.inlet.channels
+        if event.kind in ("connected", "recovered") and channels is not None and channels.absent:
+            detail["absent_electrodes"] = list(channels.absent)
         start = event.time_lsl if event.kind in ("lost", "clock_jump") else None
         self._emit(s, self._status(s, event.kind, start_lsl=start, detail=detail))
 
@@ -696,13 +714,39 @@ class MultiStreamPipeline(ThreadOwner):
         for s in tuple(self._active):
             self._report_nan(s, now)
             s.rates.append((now, s.inlet.stats.samples, s.detector.stats.get("windows", 0)))
-            s.backlog = s.inlet.backlog()
+            backlog_before, s.backlog = s.backlog, s.inlet.backlog()
+            self._check_overload(s, backlog_before)
             if (
                 self.discover
                 and s.lost_since is not None
                 and now - s.lost_since > self.detach_after
             ):
                 self._detach(s, now - s.lost_since)
+
+    def _check_overload(self, s: _Stream, backlog_before: int) -> None:
+        """Say so when this process falls behind a stream (samples pile up in liblsl's buffer).
+
+        Why: a service that cannot keep up delivers events late, then loses samples when the
+        buffer overflows (a gap); without a word it looks like a quiet headset. A backlog of a
+        second or more at two checks a second apart, not shrinking, is an overload (the burst
+        after a reconnection or a slow start drains within a tick or two and is not).
+        """
+        behind = _OVERLOAD_BACKLOG <= backlog_before <= s.backlog
+        if not s.overloaded and behind:
+            s.overloaded = True
+            self._overloads += 1
+            log.warning(
+                "stream %s: %d samples wait to be processed: the service is overloaded",
+                s.stream_id, s.backlog,
+            )  # fmt: skip
+            detail = {
+                "backlog_samples": s.backlog,
+                "reason": "samples arrive faster than processed",
+            }
+            self._emit(s, self._status(s, "overloaded", detail=detail))
+        elif s.overloaded and s.backlog < _OVERLOAD_BACKLOG // 4:
+            s.overloaded = False  # /status's scheduler.overloaded drops; no status message
+            log.warning("stream %s: the service caught up", s.stream_id)
 
     def _detach(self, s: _Stream, gone_s: float) -> None:
         log.info("detaching stream %s: lost for %.1f s", s.stream_id, gone_s)
@@ -773,7 +817,7 @@ class MultiStreamPipeline(ThreadOwner):
 
     def _discover_loop(self) -> None:
         """Background: attach every stream of ``stream_type`` that appears (never blocks ticks)."""
-        pred = f"type='{self.stream_type}'" if "'" not in self.stream_type else "type"
+        pred = stream_predicate(None, self.stream_type, None)  # the type in any case
         resolver = pylsl.ContinuousResolver(pred=pred, forget_after=2.0)
         try:
             while not self._stop.wait(self.discover_interval):
@@ -792,7 +836,7 @@ class MultiStreamPipeline(ThreadOwner):
     def _consider(self, info: pylsl.StreamInfo) -> None:
         """Open a newly seen stream (or a detached one that came back) and hand it over."""
         desc = StreamDescription.from_info(info)
-        if desc.type != self.stream_type:  # a predicate we could not express in XPath
+        if not types_match(desc.type, self.stream_type):  # "EEG" finds MNE-LSL's "eeg" too
             return
         key = _key(desc)
         with self._lock:
@@ -830,6 +874,9 @@ class MultiStreamPipeline(ThreadOwner):
     ) -> None:
         """Accumulate non-finite samples for the stream's next (rate-limited) ``nan`` status."""
         bad = ~np.isfinite(data)  # only on chunks that have some: rare
+        channels = s.inlet.channels
+        if channels is not None and channels.absent:  # absent electrodes are NaN by design
+            bad &= channels.present[None, :]
         rows = np.flatnonzero(bad.any(axis=1))
         span = (float(ts[rows[0]]), float(ts[rows[-1]]))
         s.nan_span = span if s.nan_span is None else (s.nan_span[0], span[1])

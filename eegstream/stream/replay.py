@@ -361,7 +361,8 @@ def run_replay(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise EegstreamError(
                 f"recording {path} does not exist or is not a file; give the path of an "
-                f"EmotivPRO CSV (.csv or .csv.gz), or omit FILE to replay the bundled demo"
+                f"EmotivPRO CSV (.csv or .csv.gz) or EDF/BDF/FIF (read through MNE), or omit FILE "
+                "to replay the bundled demo"
             )
     recording = read_recording(path)
     player = Player(

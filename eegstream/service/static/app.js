@@ -24,6 +24,7 @@ const $ = (id) => document.getElementById(id);
 let chosen = params.get("stream");
 $("ws-url").textContent = wsBase + "/ws/events";
 if (token) $("metrics-link").title = "needs the header Authorization: Bearer <token>";
+if (token) $("calibrate-link").href = "/calibrate?token=" + encodeURIComponent(token);
 
 // --- signal buffer: one ring per channel, times shared ------------------------------------------
 const sig = {
@@ -357,6 +358,7 @@ async function pollStatus() {
     const rows = [
       ["engine", st.model ? st.model.backend : null],
       ["model", st.model ? `${st.model.name} · ${st.model.sha256.slice(0, 12)}` : null],
+      ["profile", st.model && st.model.profile ? st.model.profile.name : "none (uncalibrated)"],
       ["uptime", fmtUptime(st.uptime_s)],
       ["messages", st.seq],
       ["clients", st.clients],

@@ -31,6 +31,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint Dockerfile docker/Dockerfile.gpu
+	$(BIN)/lint-imports  # the architecture contract in pyproject.toml
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy

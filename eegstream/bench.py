@@ -331,7 +331,7 @@ def _bench_detector(bundle: ModelBundle, engine: Engine, cfg: BenchConfig) -> di
 
     This is the detector's share of the path from pulling the last sample of a window to emitting
     the event (features, inference, event logic), fed a simulated recording hop by hop as a live
-    headset delivers it (:class:`~eegstream.stream.multi.MultiStreamPipeline` ingests a stream's
+    headset delivers it (:class:`~eegstream.live.scheduler.MultiStreamPipeline` ingests a stream's
     chunks and classifies its due windows each tick; alone, that is :meth:`Detector.process`).
     """
     from eegstream.detector import Detector

@@ -6,7 +6,7 @@ How it is measured. Three processes, so that what is measured is the service alo
   8-sample chunks of a simulated recording at 128 Hz (real time for ``--e2e``). Recordings are
   simulated subjects sliced after their 30 s artifact-free baseline and staggered, so headsets
   never blink in step, and looped so they never run out.
-* **service**: the real app (``create_app`` + :class:`~eegstream.stream.multi.MultiStreamPipeline`
+* **service**: the real app (``create_app`` + :class:`~eegstream.live.scheduler.MultiStreamPipeline`
   + uvicorn on a free port), the very code ``eegstream serve`` runs.
 * **this process**: one websocket client (``/ws/events?since=0``), ``/status`` snapshots, and
   ``/proc`` readings of the service's CPU time and resident memory.

@@ -22,10 +22,8 @@ No last-layer fine-tune: not implemented (see README "Calibration").
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -699,8 +697,8 @@ def assemble_calibration(
     (no steps), at 128 Hz, with a cue marker 0.3-0.6 s (a reaction time) before each gesture's
     onset (:func:`eegstream.io.epochs.find_onset`) and the artifact markers 22 / 23 at the onsets.
     """
-    from eegstream.io.emotiv import resample_recording
     from eegstream.io.epochs import DC_OFFSET_UV, JOIN_S, SESSION_T0, _joined, find_onset
+    from eegstream.io.recording import resample_recording
 
     gestures = {
         "blink": sorted((e for e in epochs if e.gesture == blink_gesture), key=lambda e: e.index),
@@ -821,69 +819,3 @@ def simulate_protocol(
     rec.markers = sorted([*rec.markers, *cue_markers], key=lambda m: m.sample)
     rec.source = f"<simulated calibration seed={seed}>"
     return rec
-
-
-# --- the command -------------------------------------------------------------------------------
-
-
-def _check_out(path: Path) -> None:
-    from eegstream.offline import _check_out_path
-
-    _check_out_path("--out", path)
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    """``eegstream calibrate [REC.csv | --epochs DIR | --stream-name N] --out P``."""
-    from eegstream.offline import _load
-
-    sources = [args.file is not None, args.epochs is not None, bool(args.stream_name)]
-    if sum(sources) != 1:
-        raise EegstreamError(
-            "calibrate needs exactly one source: a recording of the protocol (REC.csv), "
-            "--epochs DIR (a session joined from labelled epochs' training part) or "
-            f"--stream-name NAME (live); got {sum(sources)}"
-        )
-    out = Path(args.out)
-    _check_out(out)
-    name = args.name or out.stem
-    protocol = Protocol(blinks=args.blinks, clenches=args.clenches, seed=args.seed)
-    args.profile = None  # calibration starts from the model as shipped
-    settings, bundle, engine = _load(args)
-    try:
-        if args.stream_name:
-            from eegstream.calibrate_live import record_protocol
-
-            rec = record_protocol(
-                args.stream_name[0],
-                protocol,
-                _terminal_prompt,
-                stype=args.stream_type or settings.stream_type,
-                source_id=args.source_id,
-                resolve_timeout=args.resolve_timeout or settings.resolve_timeout,
-                marker_name=args.marker_name,
-            )
-            if args.save_recording is not None:
-                from eegstream.io.emotiv import write_recording
-
-                write_recording(rec, args.save_recording)
-        elif args.epochs is not None:
-            from eegstream.io.epochs import DEFAULT_LABEL_MAP, read_epochs
-
-            epochs = read_epochs(args.epochs, DEFAULT_LABEL_MAP, fs=args.epoch_fs, part="train")
-            rec = assemble_calibration(epochs, protocol, seed=args.seed)
-        else:
-            from eegstream.io.emotiv import read_recording
-
-            rec = read_recording(args.file)
-        result = calibrate_recording(rec, bundle, engine, settings, name=name, progress=True)
-    finally:
-        engine.close()
-    result.profile.save(out)
-    sys.stdout.write(result.table() + f"\nwrote {out}\n")
-    return 0
-
-
-def _terminal_prompt(text: str) -> None:
-    """Live prompts go to the terminal (stderr: stdout carries the report)."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()

@@ -180,7 +180,7 @@ def _add_profile(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from eegstream.calibrate import run_calibrate
+    from eegstream.calibrate_live import run_calibrate
 
     return run_calibrate(args)
 

@@ -3,7 +3,7 @@
 Thin doors onto what the commands use, so a script gets exactly the CLI's results:
 :func:`detect` is ``eegstream detect`` (:func:`eegstream.offline.detect_recording`, the live
 detector run over the data), :func:`stream_events` is ``eegstream serve`` without the server
-(a :class:`~eegstream.stream.multi.MultiStreamPipeline` whose sink is a queue), and
+(a :class:`~eegstream.live.scheduler.MultiStreamPipeline` whose sink is a queue), and
 :func:`to_annotations` hands the events to MNE. Heavy imports (the engine, pylsl, MNE) happen
 inside the calls, so ``import eegstream`` stays light.
 """
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from eegstream.bundle import ModelBundle
     from eegstream.engines.base import Engine
     from eegstream.io.recording import Recording
+    from eegstream.live.scheduler import MultiStreamPipeline
     from eegstream.settings import Settings
-    from eegstream.stream.multi import MultiStreamPipeline
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def to_annotations(
 class EventStream:
     """Live messages of one LSL stream: iterate (or ``async for``) until :meth:`close`.
 
-    Runs a :class:`~eegstream.stream.multi.MultiStreamPipeline` (the service's) whose sink is a
+    Runs a :class:`~eegstream.live.scheduler.MultiStreamPipeline` (the service's) whose sink is a
     bounded queue. Artifact events come twice (``phase="onset"`` when confirmed, ``"final"`` when
     over), with status messages (``connected``, ``gap``, ``signal_fault``, ..., ``stopped``)
     between them unless ``include_status=False``. :meth:`close` flushes the detector, so the
@@ -229,7 +229,7 @@ class EventStream:
         """Resolve the stream and start detecting (errors such as "no such stream" raise here)."""
         if self._pipeline is not None:
             return self
-        from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
+        from eegstream.live.scheduler import MultiStreamPipeline, StreamSpec
 
         settings, bundle, engine = _load(self._model, self._backend, self._settings)
         spec = StreamSpec(name=self.name, stype=self.stream_type, source_id=self.source_id)

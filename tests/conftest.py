@@ -279,7 +279,7 @@ def replay_through_pipeline(
 ) -> tuple[list[ArtifactEvent], dict[str, object], float]:
     """Stream ``rec`` at 16x through a real LSL outlet into one pipeline until every sample
     arrived: its final events, the stream's status and the replay's start time (LSL clock)."""
-    from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
+    from eegstream.live.scheduler import MultiStreamPipeline, StreamSpec
     from eegstream.stream.replay import Player
 
     sink = Messages()

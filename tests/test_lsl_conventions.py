@@ -24,6 +24,7 @@ from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError, MissingChannelsError
 from eegstream.events import ArtifactEvent, StatusMessage
 from eegstream.io.recording import Recording
+from eegstream.live.scheduler import MultiStreamPipeline, StreamSpec
 from eegstream.service.markers_out import MarkerOutlet
 from eegstream.settings import ELECTRODES, MODEL_ELECTRODES, Settings
 from eegstream.stream.inlet import (
@@ -33,7 +34,6 @@ from eegstream.stream.inlet import (
     types_match,
     unit_scale,
 )
-from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
 
 WaitFor = Callable[..., bool]
 OPTIONAL = tuple(e for e in ELECTRODES if e not in MODEL_ELECTRODES)

@@ -29,13 +29,13 @@ from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.io.recording import Recording
-from eegstream.settings import ELECTRODES, MODEL_INDEX, Settings
-from eegstream.stream.multi import (
+from eegstream.live.scheduler import (
     LiveArtifactEvent,
     MultiStreamPipeline,
     StreamSpec,
     classify_together,
 )
+from eegstream.settings import ELECTRODES, MODEL_INDEX, Settings
 from eegstream.stream.replay import Player
 
 WaitFor = Callable[..., bool]

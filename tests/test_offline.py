@@ -301,7 +301,8 @@ def test_chunk_size_gives_the_same_events_with_the_real_model(
 
 @needs_model
 def test_256_hz_recording_gives_the_same_events(bundle: Any, engine: Any, tmp_path: Path) -> None:
-    from eegstream.io.emotiv import read_recording, resample_recording, write_recording
+    from eegstream.io.emotiv import read_recording, write_recording
+    from eegstream.io.recording import resample_recording
 
     seed = unseen_seeds(bundle, 1, start=95_000)[0]
     rec = simulate(90, seed)

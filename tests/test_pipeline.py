@@ -28,8 +28,8 @@ from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.io.recording import Recording
+from eegstream.live.scheduler import MultiStreamPipeline, StreamSpec
 from eegstream.settings import Settings
-from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
 from eegstream.stream.replay import Player
 
 MakeRecording = Callable[..., Recording]

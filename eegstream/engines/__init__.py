@@ -8,11 +8,8 @@ are shared by all three, so each engine checks its input and splits large batche
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Protocol
 
-from eegstream.engines.base import Engine, check_features, infer_in_batches
+from eegstream.engines.base import BundleLike, Engine, check_features, infer_in_batches
 from eegstream.errors import BackendUnavailableError, EegstreamError
 from eegstream.settings import BACKENDS
 
@@ -31,35 +28,6 @@ __all__ = [
 #: Engines :func:`load_engine` can build by name (``auto`` picks one of the first two).
 #: ``onnxruntime-cuda`` is ONNX Runtime's CUDA provider (needs ``onnxruntime-gpu``).
 ENGINE_NAMES: tuple[str, ...] = tuple(b for b in BACKENDS if b != "auto")  #: the one list
-
-
-class BundleLike(Protocol):
-    """What an engine needs from a model bundle (``eegstream.bundle.ModelBundle`` has it all)."""
-
-    @property
-    def onnx_path(self) -> Path:
-        """``model.onnx``: input ``features`` float32 ``[batch, 10, 33]``, output ``probs``."""
-        ...
-
-    @property
-    def keras_path(self) -> Path | None:
-        """``model.keras`` for the reference engine; may be absent."""
-        ...
-
-    @property
-    def fp16_onnx_path(self) -> Path | None:
-        """``model.fp16.onnx`` (float16 graph for TensorRT 11+); may be absent."""
-        ...
-
-    @property
-    def sha256(self) -> str:
-        """Content hash of the bundle: the TensorRT plan cache key."""
-        ...
-
-    @property
-    def meta(self) -> Mapping[str, Any]:
-        """``model.json``."""
-        ...
 
 
 def tensorrt_available() -> tuple[bool, str]:

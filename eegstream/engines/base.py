@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from eegstream.errors import EegstreamError
+
+
+class BundleLike(Protocol):
+    """What an engine needs from a model bundle (``eegstream.bundle.ModelBundle`` has it all)."""
+
+    @property
+    def onnx_path(self) -> Path:
+        """``model.onnx``: input ``features`` float32 ``[batch, 10, 33]``, output ``probs``."""
+        ...
+
+    @property
+    def keras_path(self) -> Path | None:
+        """``model.keras`` for the reference engine; may be absent."""
+        ...
+
+    @property
+    def fp16_onnx_path(self) -> Path | None:
+        """``model.fp16.onnx`` (float16 graph for TensorRT 11+); may be absent."""
+        ...
+
+    @property
+    def sha256(self) -> str:
+        """Content hash of the bundle: the TensorRT plan cache key."""
+        ...
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        """``model.json``."""
+        ...
 
 
 @runtime_checkable

@@ -26,8 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from eegstream.engines import BundleLike
-from eegstream.engines.base import BatchedEngine
+from eegstream.engines.base import BatchedEngine, BundleLike
 from eegstream.errors import EegstreamError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from eegstream.errors import EegstreamError, MissingChannelsError
-from eegstream.io.recording import Marker, Recording
+from eegstream.io.recording import Marker, Recording, resample_recording
 from eegstream.resample import check_rate
 from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES
 
@@ -66,8 +66,6 @@ def recording_from_array(
     Timestamps default to seconds from the first sample. Errors name the argument
     (``data``, ``fs``, ``channels``) as the Python API spells it.
     """
-    from eegstream.io.emotiv import resample_recording
-
     try:
         arr = np.asarray(data, dtype=np.float64)
     except (TypeError, ValueError):

@@ -58,8 +58,8 @@ from eegstream.io.markers import (
     sidecar_path,
     write_interval_markers,
 )
-from eegstream.io.recording import Marker, Recording
-from eegstream.resample import Resampler, check_rate
+from eegstream.io.recording import Marker, Recording, resample_recording
+from eegstream.resample import check_rate
 from eegstream.settings import DEFAULT_MARKER_LABELS, ELECTRODES, FS, MODEL_ELECTRODES
 
 log = logging.getLogger(__name__)
@@ -878,49 +878,6 @@ def _inline_markers(
             groups[key] = len(markers)
         markers.append(Marker(int(r), float(ts[r]), v, label_for(v, labels, marker_map)))
     return markers
-
-
-def resample_recording(rec: Recording, target_fs: float) -> Recording:
-    """Resample data, timestamps, flags and markers to ``target_fs`` (same filter as live)."""
-    rs = Resampler(rec.fs, target_fs, rec.data.shape[1])
-    head, head_t = rs.process_timed(rec.data, rec.timestamps)
-    tail, tail_t = rs.flush_timed()
-    data = np.concatenate([head, tail])
-    ts = np.concatenate([head_t, tail_t])
-    n = data.shape[0]
-    # Input sample aligned with each output sample (exact for the integer ratios allowed).
-    src = np.minimum(np.arange(n) * rs.down // rs.up, rec.n_samples - 1)
-    interpolated = None
-    if rec.interpolated is not None:
-        # An output is flagged if either input sample it replaces was interpolated.
-        step = max(1, rs.down // rs.up)
-        flags = np.zeros(n * step, dtype=bool)
-        m = min(flags.shape[0], rec.n_samples)
-        flags[:m] = rec.interpolated[:m]
-        interpolated = np.asarray(flags.reshape(n, step).any(axis=1), dtype=np.bool_)
-    quality = None if rec.quality is None else np.ascontiguousarray(rec.quality[src])
-    ratio = rs.up / rs.down
-    markers = []
-    for m in rec.markers:
-        k = min(int(math.floor(m.sample * ratio + 0.5)), n - 1)
-        markers.append(Marker(k, float(ts[k]), m.value, m.label, m.duration))
-    metadata = dict(rec.metadata)
-    metadata["resampled_from"] = rec.fs
-    metadata.pop("counter", None)
-    if "original_timestamps" in metadata:
-        metadata["original_timestamps"] = np.asarray(metadata["original_timestamps"])[src]
-    return Recording(
-        data=data,
-        timestamps=ts,
-        fs=float(target_fs),
-        markers=markers,
-        channels=rec.channels,
-        missing=rec.missing,
-        interpolated=interpolated,
-        quality=quality,
-        metadata=metadata,
-        source=rec.source,
-    )
 
 
 # --- writer -------------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from eegstream.errors import EegstreamError
-from eegstream.io.emotiv import read_recording, resample_recording
-from eegstream.io.recording import Marker, Recording
+from eegstream.io.emotiv import read_recording
+from eegstream.io.recording import Marker, Recording, resample_recording
 from eegstream.settings import ARTIFACT_LABELS, CLASSES, DEFAULT_MARKER_LABELS, ELECTRODES, FS
 
 log = logging.getLogger(__name__)

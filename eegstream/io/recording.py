@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from eegstream.resample import Resampler
 from eegstream.settings import ELECTRODES
 
 
@@ -53,3 +55,46 @@ class Recording:
     def duration(self) -> float:
         """Length in seconds."""
         return self.n_samples / self.fs if self.fs else 0.0
+
+
+def resample_recording(rec: Recording, target_fs: float) -> Recording:
+    """Resample data, timestamps, flags and markers to ``target_fs`` (same filter as live)."""
+    rs = Resampler(rec.fs, target_fs, rec.data.shape[1])
+    head, head_t = rs.process_timed(rec.data, rec.timestamps)
+    tail, tail_t = rs.flush_timed()
+    data = np.concatenate([head, tail])
+    ts = np.concatenate([head_t, tail_t])
+    n = data.shape[0]
+    # Input sample aligned with each output sample (exact for the integer ratios allowed).
+    src = np.minimum(np.arange(n) * rs.down // rs.up, rec.n_samples - 1)
+    interpolated = None
+    if rec.interpolated is not None:
+        # An output is flagged if either input sample it replaces was interpolated.
+        step = max(1, rs.down // rs.up)
+        flags = np.zeros(n * step, dtype=bool)
+        m = min(flags.shape[0], rec.n_samples)
+        flags[:m] = rec.interpolated[:m]
+        interpolated = np.asarray(flags.reshape(n, step).any(axis=1), dtype=np.bool_)
+    quality = None if rec.quality is None else np.ascontiguousarray(rec.quality[src])
+    ratio = rs.up / rs.down
+    markers = []
+    for m in rec.markers:
+        k = min(int(math.floor(m.sample * ratio + 0.5)), n - 1)
+        markers.append(Marker(k, float(ts[k]), m.value, m.label, m.duration))
+    metadata = dict(rec.metadata)
+    metadata["resampled_from"] = rec.fs
+    metadata.pop("counter", None)
+    if "original_timestamps" in metadata:
+        metadata["original_timestamps"] = np.asarray(metadata["original_timestamps"])[src]
+    return Recording(
+        data=data,
+        timestamps=ts,
+        fs=float(target_fs),
+        markers=markers,
+        channels=rec.channels,
+        missing=rec.missing,
+        interpolated=interpolated,
+        quality=quality,
+        metadata=metadata,
+        source=rec.source,
+    )

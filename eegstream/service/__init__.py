@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from eegstream.service.api import EventSource, ModelInfo, Service, create_app, get_service
+from eegstream.live.contract import EventSource, ModelInfo
+from eegstream.service.api import Service, create_app, get_service
 from eegstream.service.hub import Filter, Hub
 
 if TYPE_CHECKING:

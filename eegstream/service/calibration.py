@@ -36,9 +36,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eegstream.calibrate import Cue, Protocol
 from eegstream.errors import EegstreamError
+from eegstream.service.security import HostPolicy, origin_ok
 
 if TYPE_CHECKING:
-    from eegstream.service.api import HostPolicy, Service
+    from eegstream.service.api import Service
 
 log = logging.getLogger(__name__)
 
@@ -362,14 +363,12 @@ def add_calibration_routes(
     profile_dir: Path,
 ) -> Calibrations:
     """Register ``/calibrate`` and ``/calibration``; the slot, for the app's lifespan to close."""
-    from eegstream.service.api import _origin_ok
-
     slot = Calibrations(service, profile_dir)
     settings = service.settings
 
     def same_site(request: Request) -> None:
         """State changes: JSON only, and a browser page of an allowed host or CORS origin."""
-        if not _origin_ok(request, settings, policy):
+        if not origin_ok(request, settings, policy):
             raise HTTPException(
                 403,
                 f"origin {request.headers.get('origin')} not allowed: add its host to "

@@ -1,6 +1,6 @@
 """The service's detection side: model bundle + engine + one multi-stream pipeline.
 
-Every ``serve`` runs one :class:`~eegstream.stream.multi.MultiStreamPipeline`, whether it watches
+Every ``serve`` runs one :class:`~eegstream.live.scheduler.MultiStreamPipeline`, whether it watches
 one headset, several (``--stream-name`` repeated) or whatever appears (``--discover``): the
 windows due on all streams go to the engine in one call.
 
@@ -14,16 +14,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from eegstream.bundle import ModelBundle
 from eegstream.engines import load_engine
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
-from eegstream.service.api import EventSource, ModelInfo, PipelineFactory, Sink
+from eegstream.live.contract import EventSource, ModelInfo, Sink
+from eegstream.live.scheduler import MultiStreamPipeline, StreamSpec
 from eegstream.service.metrics import Metrics, TimedEngine
 from eegstream.settings import Settings
 from eegstream.stream.inlet import resolve_stream
-from eegstream.stream.multi import MultiStreamPipeline, StreamSpec
+
+if TYPE_CHECKING:  # the app calls this module's factories; it is not imported back at run time
+    from eegstream.service.api import PipelineFactory
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Live data: LSL inlet, ring buffer and replay player; :mod:`eegstream.stream.multi` runs them.
+"""Live data: LSL inlet, ring buffer and replay player; :mod:`eegstream.live.scheduler` runs them.
 
 Names that need liblsl (everything but :class:`RingBuffer`) load on first use, so offline code
 that only needs the ring buffer (the detector, ``eegstream detect``) never loads liblsl.

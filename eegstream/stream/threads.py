@@ -1,7 +1,7 @@
 """What every object that owns one background thread shares: liveness and its stored failure.
 
 The replay :class:`~eegstream.stream.replay.Player` and the
-:class:`~eegstream.stream.multi.MultiStreamPipeline` each run one thread; an exception in it is
+:class:`~eegstream.live.scheduler.MultiStreamPipeline` each run one thread; an exception in it is
 stored (the thread cannot raise to anyone), shown by ``error`` and raised once by ``check``.
 """
 

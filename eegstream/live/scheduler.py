@@ -34,10 +34,10 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ from eegstream.detector import Detector, WindowBatch, featurize_batches
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
+from eegstream.live.contract import ModelInfo, Sink
 from eegstream.preprocess import FeaturePipeline
 from eegstream.settings import ELECTRODES, FS, Settings
 from eegstream.stream.inlet import (
@@ -59,9 +60,6 @@ from eegstream.stream.inlet import (
 )
 from eegstream.stream.threads import ThreadOwner
 
-if TYPE_CHECKING:
-    from eegstream.service.api import ModelInfo
-
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -71,7 +69,6 @@ __all__ = [
     "classify_together",
 ]
 
-Sink = Callable[[Message], None]
 F32 = npt.NDArray[np.float32]
 
 #: Seconds between the per-stream rate measurements (and the detach check).
@@ -272,7 +269,7 @@ class MultiStreamPipeline(ThreadOwner):
     discover_interval
         Seconds between looks at the discovery resolver's results.
     model
-        What :class:`~eegstream.service.api.EventSource` reports as the model (service use).
+        What :class:`~eegstream.live.contract.EventSource` reports as the model (service use).
     owns_engine
         Close the engine in :meth:`stop` (the service hands its engine over).
     """
@@ -314,8 +311,6 @@ class MultiStreamPipeline(ThreadOwner):
         self.discover_interval = float(discover_interval)
         self.owns_engine = owns_engine
         if model is None:
-            from eegstream.service.api import ModelInfo  # only the service needs it
-
             model = ModelInfo("unknown", "", engine.name)
         self.model: ModelInfo = model
         self._specs: list[StreamSpec] = []  # named streams not yet connected (start connects)

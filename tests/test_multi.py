@@ -212,6 +212,7 @@ def test_two_streams_have_independent_events_matching_per_stream_detection(
                 timeout=60,
             )
             status = pipeline.status()
+            calls = counting.calls  # before stop(), whose final flush may call the engine again
     finally:
         for p in players:
             p.stop()
@@ -222,7 +223,10 @@ def test_two_streams_have_independent_events_matching_per_stream_detection(
         assert status["streams"][name]["dropped_windows"] == 0
     sched = status["scheduler"]
     assert sched["windows"] == sum(s["windows"] for s in status["streams"].values())
-    assert counting.calls == sched["engine_calls"] < sched["windows"]  # batched across streams
+    # batched across streams; status() may be read while one engine call is in flight (the
+    # scheduler counts a call once it returned), so the engine may be one call ahead
+    assert sched["engine_calls"] < sched["windows"]
+    assert sched["engine_calls"] <= calls <= sched["engine_calls"] + 1
     for name, rec, p, label in zip(names, recs, players, ("blink", "jaw_clench"), strict=True):
         got = sink.events(stream=name)
         assert {e.label for e in got} == {label}  # the other stream's artifacts never leak in

@@ -29,8 +29,8 @@ from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.service import create_app, get_service
 from eegstream.service.api import _SignalState
-from eegstream.service.run import BackgroundServer, build_settings
-from eegstream.settings import FS, Settings
+from eegstream.service.run import BackgroundServer
+from eegstream.settings import FS, Settings, load_settings
 
 TOKEN = "s3cret-token"
 
@@ -547,14 +547,14 @@ def test_signal_frames_are_decimated_and_drift_free() -> None:
     assert json.dumps(frame2, allow_nan=False)
 
 
-def test_build_settings_priority_flags_env_file(
+def test_load_settings_priority_flags_env_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tmp_path / "eegstream.toml"
     cfg.write_text('port = 9001\nhost = "0.0.0.0"\nhistory_size = 77\nstream_name = ["A", "B"]\n')
     monkeypatch.setenv("EEGSTREAM_HOST", "127.0.0.2")
     monkeypatch.delenv("EEGSTREAM_CONFIG", raising=False)
-    s = build_settings(cfg, port=9100, token=None)
+    s = load_settings(cfg, port=9100, token=None)
     assert s.port == 9100  # flag beats file
     assert s.host == "127.0.0.2"  # environment beats file
     assert s.history_size == 77  # file beats default
@@ -563,33 +563,33 @@ def test_build_settings_priority_flags_env_file(
     json_cfg = tmp_path / "c.json"
     json_cfg.write_text('{"client_queue": 5}')
     monkeypatch.setenv("EEGSTREAM_CONFIG", str(json_cfg))
-    assert build_settings().client_queue == 5
+    assert load_settings().client_queue == 5
     yaml_cfg = tmp_path / "c.yaml"
     yaml_cfg.write_text("send_timeout: 0.5\n")
-    assert build_settings(yaml_cfg).send_timeout == 0.5
+    assert load_settings(yaml_cfg).send_timeout == 0.5
 
 
-def test_build_settings_errors_name_the_problem(
+def test_load_settings_errors_name_the_problem(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("EEGSTREAM_CONFIG", raising=False)
     with pytest.raises(EegstreamError, match=r"--config .*missing.toml: no such file"):
-        build_settings(tmp_path / "missing.toml")
+        load_settings(tmp_path / "missing.toml")
     ini = tmp_path / "x.ini"
     ini.write_text("")
     with pytest.raises(
         EegstreamError, match=r"unknown settings format '.ini'; expected one of .toml"
     ):
-        build_settings(ini)
+        load_settings(ini)
     bad = tmp_path / "bad.toml"
     bad.write_text("port = 70000\nbogus = 1\n")
     with pytest.raises(
         EegstreamError,
         match=r"config file .*bad.toml.*port: Input should be less than or equal to 65535 \(got 70000\)",
     ):
-        build_settings(bad)
+        load_settings(bad)
     with pytest.raises(EegstreamError, match=r"bogus: Extra inputs are not permitted"):
-        build_settings(bad)
+        load_settings(bad)
     with pytest.raises(EegstreamError, match=r"signal_rate=48: .* must divide 128"):
         create_app(Settings(signal_rate=48), None)  # type: ignore[call-arg]
 

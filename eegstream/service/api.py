@@ -80,9 +80,9 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_BAD_REQUEST = 1008  #: policy violation: an invalid query parameter
 CLOSE_TOO_BIG = 1009
 
-#: Stream states in which the stream delivers data (``/ready`` needs every stream in one).
-#: A stream's state in ``/status`` follows its connection; gap, nan, signal_fault,
-#: dead_electrode and clock_jump are events in a connected stream, shown as ``last_status``.
+#: A stream's state in ``/status`` follows its connection (``/ready`` needs every stream
+#: ``connected``); gap, nan, signal_fault, dead_electrode, clock_jump and overloaded are events
+#: in a connected stream, shown as ``last_status``.
 _STATE_OF = {
     "connected": "connected",
     "recovered": "connected",

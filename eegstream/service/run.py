@@ -30,13 +30,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from eegstream.errors import EegstreamError
 from eegstream.service.api import PipelineFactory, Service, create_app, get_service
-from eegstream.settings import Settings, load_settings, settings_of
+from eegstream.settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
-
-#: The one settings road lives in eegstream.settings; the name stays importable from here.
-build_settings = load_settings
-
 
 # --- uvicorn -----------------------------------------------------------------------------------------
 
@@ -514,7 +510,6 @@ def _serve_for(app: FastAPI, settings: Settings, banner: list[str], seconds: flo
 __all__ = [
     "BackgroundServer",
     "PipelineFactory",
-    "build_settings",
     "run_demo",
     "run_serve",
     "serve_app",

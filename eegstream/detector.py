@@ -69,7 +69,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -106,6 +106,8 @@ __all__ = [
     "Timing",
     "WindowBatch",
     "blink_shaped",
+    "classify_together",
+    "due_batches",
     "estimate_times",
     "featurize_batches",
     "lsl_clock",
@@ -359,6 +361,8 @@ class EventBuilder:
         k = int(probs.shape[0])
         if k == 0:
             return out
+        if self._run is None and self._quiet(probs, onset_times, end_times):
+            return out
         s = self.settings
         codes, strong = self.codes(probs)
         base = self._hist_p.shape[0]
@@ -396,6 +400,28 @@ class EventBuilder:
         self._hist_on = all_on[-(self._prefix_n + 1) :].copy()
         self._last_end_time = float(end_times[-1])
         return out
+
+    def _quiet(self, probs: FloatArray, onset_times: FloatArray, end_times: FloatArray) -> bool:
+        """Advance over windows that cannot start a run (most of them); False if one might.
+
+        No artifact probability reaches even the release level, so every code is NOTHING (or
+        BARRIER for an unclassified window) and no run is open: only the history moves on,
+        exactly as :meth:`feed` would move it. Why: the scheduler feeds every stream every
+        tick, and this spares it :meth:`codes`' dozen numpy calls per stream.
+        """
+        with np.errstate(invalid="ignore"):
+            if (probs[:, : len(self.labels)] >= self.release).any():
+                return False
+        keep = self._prefix_n + 1
+        if probs.shape[0] >= keep:
+            self._hist_p = probs[-keep:].copy()
+            self._hist_on = onset_times[-keep:].copy()
+        else:
+            self._hist_p = np.concatenate([self._hist_p, probs])[-keep:]
+            self._hist_on = np.concatenate([self._hist_on, onset_times])[-keep:]
+        self._prev_code = BARRIER if np.isnan(probs[-1]).any() else NOTHING
+        self._last_end_time = float(end_times[-1])
+        return True
 
     def close(self, unix_offset: float) -> list[ArtifactEvent]:
         """End the open run at a gap, a signal fault or the end of a file."""
@@ -565,6 +591,25 @@ def featurize_batches(
     return features.standardise(logp, ref)
 
 
+def classify_together(
+    engine: Engine, features: FeaturePipeline, batches: Sequence[WindowBatch]
+) -> list[npt.NDArray[np.float32] | None]:
+    """Probabilities for the classifiable windows of several streams in ONE engine call.
+
+    One feature pass over the concatenated windows (:func:`featurize_batches`:
+    flat electrodes set to 0, each stream relative to its own person baseline), one
+    ``engine.infer``; the result is split back per batch
+    (``None`` where a batch has nothing to classify), ready for :meth:`Detector.apply`.
+    """
+    sizes = [b.m for b in batches]
+    if not any(sizes):
+        return [None] * len(batches)
+    feats = featurize_batches(features, batches)
+    probs = engine.infer(feats)
+    ends = np.cumsum(sizes).tolist()
+    return [probs[e - m : e] if m else None for m, e in zip(sizes, ends, strict=True)]
+
+
 def horizontal_eye_movement(windows: FloatArray) -> npt.NDArray[np.bool_]:
     """Which raw windows ``(m, 14, 64)`` hold a horizontal eye movement rather than a blink.
 
@@ -674,6 +719,8 @@ class WindowBatch:
     #: (m, model electrodes, bins) filled by featurize: the log-power the baseline learns from
     logp: npt.NDArray[np.float32] | None = None
     breaks: tuple[int, ...] = ()
+    #: (m,) horizontal eye movement in the window (:func:`horizontal_eye_movement`)
+    sideways: npt.NDArray[np.bool_] | None = None
 
     @property
     def k(self) -> int:
@@ -852,30 +899,36 @@ class Detector:
 
         With a person baseline a batch spans at most two of its blocks (``PersonBaseline``):
         later windows stay due for the next call (``process`` loops; live they are a tick away).
+        The checks are :func:`due_batches`' (the scheduler's, for all streams at once).
         """
+        return due_batches([self])[0]
+
+    def _due_ends(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], tuple[int, ...]]:
+        """Advance the cursor: due window ends, each one's segment start, and gap positions."""
         ends_parts: list[npt.NDArray[np.int64]] = []
         breaks: list[int] = []
         seg_parts: list[npt.NDArray[np.int64]] = []
         total = self.ring.total
         count = 0
         cap: int | None = None
+        hop = self.settings.hop
         while True:
             limit = self._breaks[0] if self._breaks else total
             first_ok = self.ring.oldest + WINDOW
             if self._cursor < first_ok:  # fell behind the ring (scheduler ingested too much)
-                skip = -(-(first_ok - self._cursor) // self.settings.hop)
+                skip = -(-(first_ok - self._cursor) // hop)
                 self._counts["dropped_windows"] += skip
                 log.warning("%s: %d windows fell out of the buffer", self.stream_id, skip)
-                self._cursor += skip * self.settings.hop
+                self._cursor += skip * hop
             if cap is None and self.person is not None:
                 cap = self.person.max_end(self._cursor)
             hi = limit if cap is None else min(limit, cap)
             if self._cursor <= hi:
-                e = np.arange(self._cursor, hi + 1, self.settings.hop, dtype=np.int64)
+                e = np.arange(self._cursor, hi + 1, hop, dtype=np.int64)
                 ends_parts.append(e)
                 seg_parts.append(np.full(e.shape[0], self._segment_start, dtype=np.int64))
                 count += e.shape[0]
-                self._cursor = int(e[-1]) + self.settings.hop
+                self._cursor = int(e[-1]) + hop
             if not self._breaks or (cap is not None and self._breaks[0] > cap):
                 break
             b = self._breaks.pop(0)
@@ -883,9 +936,11 @@ class Detector:
             self._segment_start = b
             self._cursor = b + WINDOW
             self._counts["gaps"] += 1
+        if len(ends_parts) == 1:
+            return ends_parts[0], seg_parts[0], tuple(breaks)
         ends = np.concatenate(ends_parts) if ends_parts else np.zeros(0, dtype=np.int64)
         seg = np.concatenate(seg_parts) if seg_parts else np.zeros(0, dtype=np.int64)
-        return self._check(ends, seg, tuple(breaks))
+        return ends, seg, tuple(breaks)
 
     @property
     def pending(self) -> bool:
@@ -895,9 +950,7 @@ class Detector:
 
     def classify(self, batch: WindowBatch) -> npt.NDArray[np.float32] | None:
         """Class probabilities ``(m, 3)`` of the batch's classifiable windows in ONE engine call."""
-        if batch.m == 0:
-            return None
-        return self.engine.infer(self.featurize(batch))
+        return classify_together(self.engine, self.features, [batch])[0]
 
     def featurize(self, batch: WindowBatch) -> npt.NDArray[np.float32]:
         """Model input ``(m, 10, 33)``: the shared feature path, flat electrodes set to 0."""
@@ -920,7 +973,9 @@ class Detector:
                     f"batch's classifiable windows, got {None if probs is None else probs.shape}; "
                     "pass classify(batch)'s result"
                 )
-            sideways = horizontal_eye_movement(batch.windows)
+            sideways = (
+                horizontal_eye_movement(batch.windows) if batch.sideways is None else batch.sideways
+            )
             was_blink = probs[:, CLASSES.index("blink")] >= RELEASE
             probs = veto_blinks(np.asarray(probs, dtype=np.float64), sideways)
             p[batch.classify] = probs
@@ -978,99 +1033,23 @@ class Detector:
             bad = np.abs(x - ref) > self.settings.fault_limit_uv
         self.baseline.update(np.where(bad, np.nan, x) if bad.any() else x)
 
-    def _check(
-        self, ends: npt.NDArray[np.int64], seg: npt.NDArray[np.int64], breaks: tuple[int, ...]
-    ) -> WindowBatch:
-        k = int(ends.shape[0])
+    def _empty_batch(self, breaks: tuple[int, ...]) -> WindowBatch:
         nm = self.index.shape[0]
-        if k == 0:
-            return WindowBatch(
-                ends=ends,
-                onset_times=np.zeros(0),
-                end_times=np.zeros(0),
-                classify=np.zeros(0, bool),
-                nan=np.zeros(0, bool),
-                fault=np.zeros(0, bool),
-                fault_electrodes=np.zeros((0, nm), bool),
-                fault_span=np.zeros((0, 2)),
-                fault_peak=np.zeros(0),
-                dead=np.zeros((0, len(ELECTRODES)), bool),
-                windows=np.zeros((0, len(ELECTRODES), WINDOW)),
-                flat=np.zeros((0, nm), bool),
-                breaks=breaks,
-            )
-        w, t = self.ring.gather(ends, WINDOW)
-        wm = w[:, self.index]  # (k, 10, 64)
-        nan = np.asarray(~np.isfinite(wm).all(axis=(1, 2)))
-        with np.errstate(invalid="ignore"):
-            std = w.std(axis=2)  # (k, 14); NaN where a sample is NaN: neither flat nor alive
-            flat_all = std < FLAT_UV
-            alive = std > ALIVE_UV
-        flat_long = np.zeros((k, len(ELECTRODES)), dtype=bool)
-        cand = np.flatnonzero(
-            flat_all.any(axis=1) & (ends - self._dead_n >= np.maximum(seg, self.ring.oldest))
-        )
-        if cand.size:  # only windows with a flat electrode look back DEAD_S seconds
-            long_w, _ = self.ring.gather(ends[cand], self._dead_n)
-            with np.errstate(invalid="ignore"):
-                flat_long[cand] = long_w.std(axis=2) < FLAT_UV
-        # hysteresis, vectorised: the state is the last event seen (1 dead, 2 alive) or the
-        # state the previous batch ended in
-        code = np.where(flat_long, 1, np.where(alive, 2, 0))
-        last = np.maximum.accumulate(np.where(code > 0, np.arange(k)[:, None], -1), axis=0)
-        dead = np.where(
-            last >= 0, np.take_along_axis(code, np.maximum(last, 0), axis=0) == 1, self._dead
-        )
-        dead_m = dead[:, self.index]
-        base = self.baseline.value[self.index]
-        signed = wm - base[None, :, None]  # (k, 10, 64)
-        with np.errstate(invalid="ignore"):
-            dev = np.abs(signed)
-            over = np.asarray((dev > self.settings.fault_limit_uv) & ~dead_m[:, :, None])
-        fault_e = np.asarray(over.any(axis=2))
-        fault = fault_e.any(axis=1) & ~nan
-        if fault.any():  # every blink is a blink: blink-shaped excursions are classified
-            fi = np.flatnonzero(fault)
-            at = dev[fi].argmax(axis=2)[:, :, None]
-            peak_sd = np.take_along_axis(signed[fi], at, axis=2)[:, :, 0]
-            peak_sd[dead_m[fi]] = 0.0
-            fault[fi[blink_shaped(peak_sd, fault_e[fi], self.model_electrodes)]] = False
-        span = np.zeros((k, 2))
-        peak = np.zeros(k)
-        sustained = np.zeros(k, dtype=bool)
-        if fault.any():
-            fs_ = np.flatnonzero(fault)
-            samp = np.asarray(over[fs_].any(axis=1))  # (f, 64)
-            first_i = samp.argmax(axis=1)
-            last_i = WINDOW - 1 - samp[:, ::-1].argmax(axis=1)
-            span[fs_, 0] = t[fs_, first_i]
-            span[fs_, 1] = t[fs_, last_i]
-            peak[fs_] = np.where(over[fs_], dev[fs_], 0.0).max(axis=(1, 2))
-            sustained[fs_] = samp.sum(axis=1) >= FAULT_SETTLE_MIN_S * FS
-        # windows starting within FAULT_HOLDOFF_S of a sustained fault's end: barrier too
-        last_f = np.maximum.accumulate(np.where(sustained, span[:, 1], self._last_fault_t))
-        self._last_fault_t = float(last_f[-1])
-        settling = ~fault & (t[:, 0] - last_f <= FAULT_HOLDOFF_S)
-        classify = ~nan & ~fault & ~settling
-        flat = flat_all[:, self.index][classify]
-        m = int(classify.sum())
-        refs = None if self.person is None else self.person.refs(ends[classify])
         return WindowBatch(
-            ends=ends,
-            onset_times=t[:, PRE].copy(),
-            end_times=t[:, -1].copy(),
-            classify=classify,
-            nan=nan,
-            fault=fault,
-            fault_electrodes=fault_e,
-            fault_span=span,
-            fault_peak=peak,
-            dead=dead,
-            windows=w[classify],
-            flat=flat,
-            refs=refs,
-            logp=np.empty((m, nm, N_BINS), np.float32),
+            ends=np.zeros(0, dtype=np.int64),
+            onset_times=np.zeros(0),
+            end_times=np.zeros(0),
+            classify=np.zeros(0, bool),
+            nan=np.zeros(0, bool),
+            fault=np.zeros(0, bool),
+            fault_electrodes=np.zeros((0, nm), bool),
+            fault_span=np.zeros((0, 2)),
+            fault_peak=np.zeros(0),
+            dead=np.zeros((0, len(ELECTRODES)), bool),
+            windows=np.zeros((0, len(ELECTRODES), WINDOW)),
+            flat=np.zeros((0, nm), bool),
             breaks=breaks,
+            sideways=np.zeros(0, bool),
         )
 
     def _unix(self, lsl: float) -> float:
@@ -1175,3 +1154,139 @@ class Detector:
         if self._fault is not None:
             out.append(self._close_fault())
         return out
+
+
+# --- the signal checks, vectorised over the windows of every stream ---------------------------
+
+
+def due_batches(detectors: Sequence[Detector]) -> list[WindowBatch]:
+    """Each detector's due windows (:meth:`Detector.due_windows`), checked in ONE numpy pass.
+
+    Why: a scheduler serving many headsets ticks every few milliseconds with one or two new
+    windows per stream; checked stream by stream, the fixed cost of ~40 small numpy calls per
+    stream outweighed the inference itself. Here the windows of all streams are stacked and
+    every check (NaN, flat and dead electrodes with their hysteresis, signal faults with the
+    blink-shape exception and the settling time, horizontal eye movements) runs once over the
+    stack, with each stream's own state (baseline, dead electrodes, last fault) broadcast to
+    its windows; the results are split back per stream. Offline (one detector) takes the same
+    code. Detectors sharing one bundle's features are checked together; others one by one.
+    """
+    dets = list(detectors)
+    if len({(d.model_electrodes, d._dead_n) for d in dets}) > 1:
+        return [due_batches([d])[0] for d in dets]
+    plans = [d._due_ends() for d in dets]
+    out: list[WindowBatch | None] = [
+        None if p[0].shape[0] else d._empty_batch(p[2]) for d, p in zip(dets, plans, strict=True)
+    ]
+    live = [i for i, p in enumerate(plans) if p[0].shape[0]]
+    if not live:
+        return [b for b in out if b is not None]
+    first = dets[live[0]]
+    index, dead_n = first.index, first._dead_n
+    ks = np.array([plans[i][0].shape[0] for i in live])
+    bounds = np.concatenate(([0], np.cumsum(ks))).tolist()
+    gathered = [dets[i].ring.gather(plans[i][0], WINDOW) for i in live]
+    if len(live) == 1:
+        (w, t), ends, seg = gathered[0], plans[live[0]][0], plans[live[0]][1]
+    else:
+        w = np.concatenate([g[0] for g in gathered])
+        t = np.concatenate([g[1] for g in gathered])
+        ends = np.concatenate([plans[i][0] for i in live])
+        seg = np.concatenate([plans[i][1] for i in live])
+
+    def each(values: npt.ArrayLike) -> npt.NDArray[Any]:
+        """Per-stream values, one row per window."""
+        return np.repeat(np.asarray(values), ks, axis=0)
+
+    k = int(ends.shape[0])
+    wm = w[:, index]  # (k, 10, 64)
+    nan = np.asarray(~np.isfinite(wm).all(axis=(1, 2)))
+    with np.errstate(invalid="ignore"):
+        std = w.std(axis=2)  # (k, 14); NaN where a sample is NaN: neither flat nor alive
+        flat_all = std < FLAT_UV
+        alive = std > ALIVE_UV
+    # dead electrodes: only windows with a flat electrode look back DEAD_S seconds
+    flat_long = np.zeros((k, len(ELECTRODES)), dtype=bool)
+    oldest = each([dets[i].ring.oldest for i in live])
+    cand = np.flatnonzero(flat_all.any(axis=1) & (ends - dead_n >= np.maximum(seg, oldest)))
+    if cand.size:
+        owner = np.searchsorted(bounds, cand, side="right") - 1
+        for g in np.unique(owner).tolist():
+            rows = cand[owner == g]
+            long_w, _ = dets[live[g]].ring.gather(ends[rows], dead_n)
+            with np.errstate(invalid="ignore"):
+                flat_long[rows] = long_w.std(axis=2) < FLAT_UV
+    # hysteresis, vectorised: the state is the last event seen in the stream (1 dead, 2 alive),
+    # else the state its previous batch ended in
+    code = np.where(flat_long, 1, np.where(alive, 2, 0))
+    last = np.maximum.accumulate(np.where(code > 0, np.arange(k)[:, None], -1), axis=0)
+    own = last >= each(bounds[:-1])[:, None]
+    seen_dead = np.take_along_axis(code, np.maximum(last, 0), axis=0) == 1
+    dead = np.where(own, seen_dead, each(np.stack([dets[i]._dead for i in live])))
+    dead_m = dead[:, index]
+    base = each(np.stack([dets[i].baseline.value[index] for i in live]))
+    limit = each([dets[i].settings.fault_limit_uv for i in live])
+    signed = wm - base[:, :, None]  # (k, 10, 64)
+    with np.errstate(invalid="ignore"):
+        dev = np.abs(signed)
+        over = np.asarray((dev > limit[:, None, None]) & ~dead_m[:, :, None])
+    fault_e = np.asarray(over.any(axis=2))
+    fault = fault_e.any(axis=1) & ~nan
+    if fault.any():  # every blink is a blink: blink-shaped excursions are classified
+        fi = np.flatnonzero(fault)
+        at = dev[fi].argmax(axis=2)[:, :, None]
+        peak_sd = np.take_along_axis(signed[fi], at, axis=2)[:, :, 0]
+        peak_sd[dead_m[fi]] = 0.0
+        fault[fi[blink_shaped(peak_sd, fault_e[fi], first.model_electrodes)]] = False
+    span = np.zeros((k, 2))
+    peak = np.zeros(k)
+    sustained = np.zeros(k, dtype=bool)
+    if fault.any():
+        fs_ = np.flatnonzero(fault)
+        samp = np.asarray(over[fs_].any(axis=1))  # (f, 64)
+        first_i = samp.argmax(axis=1)
+        last_i = WINDOW - 1 - samp[:, ::-1].argmax(axis=1)
+        span[fs_, 0] = t[fs_, first_i]
+        span[fs_, 1] = t[fs_, last_i]
+        peak[fs_] = np.where(over[fs_], dev[fs_], 0.0).max(axis=(1, 2))
+        sustained[fs_] = samp.sum(axis=1) >= FAULT_SETTLE_MIN_S * FS
+    # windows starting within FAULT_HOLDOFF_S of a sustained fault's end: barrier too
+    last_f = each([dets[i]._last_fault_t for i in live]).astype(np.float64)
+    for g, i in enumerate(live):
+        a, b = bounds[g], bounds[g + 1]
+        if sustained[a:b].any():
+            last_f[a:b] = np.maximum.accumulate(
+                np.where(sustained[a:b], span[a:b, 1], dets[i]._last_fault_t)
+            )
+            dets[i]._last_fault_t = float(last_f[b - 1])
+    settling = ~fault & (t[:, 0] - last_f <= FAULT_HOLDOFF_S)
+    classify = ~nan & ~fault & ~settling
+    flat = flat_all[:, index]
+    windows = w[classify]
+    sideways = horizontal_eye_movement(windows)
+    m_bounds = np.concatenate(([0], np.cumsum(classify))).astype(np.intp)[bounds].tolist()
+    nm = index.shape[0]
+    for g, i in enumerate(live):
+        a, b = bounds[g], bounds[g + 1]
+        ma, mb = m_bounds[g], m_bounds[g + 1]
+        d, cls = dets[i], classify[a:b]
+        m = mb - ma
+        out[i] = WindowBatch(
+            ends=ends[a:b],
+            onset_times=t[a:b, PRE],
+            end_times=t[a:b, -1],
+            classify=cls,
+            nan=nan[a:b],
+            fault=fault[a:b],
+            fault_electrodes=fault_e[a:b],
+            fault_span=span[a:b],
+            fault_peak=peak[a:b],
+            dead=dead[a:b],
+            windows=windows[ma:mb],
+            flat=flat[a:b][cls],
+            refs=None if d.person is None else d.person.refs(ends[a:b][cls]),
+            logp=np.empty((m, nm, N_BINS), np.float32),
+            breaks=plans[i][2],
+            sideways=sideways[ma:mb],
+        )
+    return [b for b in out if b is not None]

@@ -20,5 +20,9 @@ class MissingChannelsError(EegstreamError):
         )
 
 
+class StreamGoneError(EegstreamError):
+    """A resolved stream's outlet closed before it could be opened (not a faulty stream)."""
+
+
 class BackendUnavailableError(EegstreamError):
     """An inference backend was asked for by name but cannot run here."""

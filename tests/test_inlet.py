@@ -199,6 +199,29 @@ def test_pause_of_the_sender_is_a_gap_despite_dejitter(lsl_name: str, collect: C
     assert np.sum(np.diff(ts) > 1.5 / 128) == 1  # nothing smeared over the following samples
 
 
+def test_first_pull_does_not_wait_for_the_clock_offset(lsl_name: str) -> None:
+    """liblsl estimates the clock offset on the first synchronised pull (probes, ~0.6 s here).
+
+    Waited for in the scheduler thread, 128 streams' first pulls stalled every stream for a
+    minute; ``connect`` (run in the connect pool) takes that wait instead.
+    """
+    outlet = _outlet(lsl_name, list(ELECTRODES))
+    stop = threading.Event()
+    pusher = threading.Thread(target=_push_realtime, args=(outlet, 10.0, stop), daemon=True)
+    pusher.start()
+    try:
+        with EEGInlet(lsl_name, resolve_timeout=20) as inlet:
+            time.sleep(0.3)  # samples are waiting
+            t0 = time.perf_counter()
+            chunk = inlet.pull(0.0)
+            took = time.perf_counter() - t0
+    finally:
+        stop.set()
+        pusher.join()
+    assert chunk.n > 0
+    assert took < 0.1, f"the first pull waited {took:.3f} s"
+
+
 @pytest.mark.parametrize("jump", [-5.0, -0.5, 5.0])
 def test_a_jump_of_the_source_clock_is_reported_and_the_timeline_continues(
     lsl_name: str, collect: Collect, jump: float

@@ -1,6 +1,6 @@
 """MultiStreamPipeline: several headsets in one thread, one engine call per tick (issue #8).
 
-Batching is checked without threads first (:func:`classify_together` against each stream's own
+Batching is checked without threads first (:func:`~eegstream.detector.classify_together` against each stream's own
 detector), then live through real LSL on loopback: two streams with independent events, a stream
 that leaves and comes back, discovery, and the service with a websocket filtered by stream.
 """
@@ -23,7 +23,7 @@ import pytest
 from conftest import Messages
 
 from eegstream.bundle import ModelBundle
-from eegstream.detector import Detector
+from eegstream.detector import Detector, classify_together
 from eegstream.engines import load_engine
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
@@ -33,7 +33,6 @@ from eegstream.live.scheduler import (
     LiveArtifactEvent,
     MultiStreamPipeline,
     StreamSpec,
-    classify_together,
 )
 from eegstream.settings import ELECTRODES, MODEL_INDEX, Settings
 from eegstream.stream.replay import Player

@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.service import create_app, get_service
-from eegstream.service.api import _SignalState
+from eegstream.service.dashboard import SignalState as _SignalState
 from eegstream.service.run import BackgroundServer
 from eegstream.settings import FS, Settings, load_settings
 

@@ -4,7 +4,7 @@ A lab runs several participants at once; one process serves them all. :class:`Mu
 owns one scheduler thread. Every tick (``poll_interval``, 5 ms by default) it pulls every inlet
 without waiting, ingests what arrived into that stream's :class:`~eegstream.detector.Detector`
 (own ring buffer, baseline, event builder and event ids), then collects the windows that became
-due on *all* streams and classifies them together (:func:`classify_together`: one
+due on *all* streams and classifies them together (:func:`~eegstream.detector.classify_together`: one
 ``FeaturePipeline`` call over the concatenation and one ``engine.infer``), and hands each
 detector its slice of the probabilities. Batching is where a GPU pays off, and on the CPU it
 replaces N small calls by one: measured on the 2-core CI machine, features cost 281 us for one
@@ -43,10 +43,11 @@ import numpy as np
 import numpy.typing as npt
 import pylsl
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
-from eegstream.detector import Detector, WindowBatch, featurize_batches
+from eegstream.detector import Detector, classify_together, due_batches
 from eegstream.engines.base import Engine
-from eegstream.errors import EegstreamError
+from eegstream.errors import EegstreamError, StreamGoneError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.live.contract import ModelInfo, Sink
 from eegstream.preprocess import FeaturePipeline
@@ -66,10 +67,8 @@ __all__ = [
     "LiveArtifactEvent",
     "MultiStreamPipeline",
     "StreamSpec",
-    "classify_together",
 ]
 
-F32 = npt.NDArray[np.float32]
 
 #: Seconds between the per-stream rate measurements (and the detach check).
 _RATE_EVERY_S = 1.0
@@ -111,28 +110,6 @@ class StreamSpec:
     source_id: str | None = None
     stream_id: str | None = None  #: default: the stream's name (made unique)
     info: pylsl.StreamInfo | None = None
-
-
-# --- the batching core: no threads, no I/O ------------------------------------------------------
-
-
-def classify_together(
-    engine: Engine, features: FeaturePipeline, batches: Sequence[WindowBatch]
-) -> list[F32 | None]:
-    """Probabilities for the classifiable windows of several streams in ONE engine call.
-
-    One feature pass over the concatenated windows (:func:`~eegstream.detector.featurize_batches`:
-    flat electrodes set to 0, each stream relative to its own person baseline), one
-    ``engine.infer``; the result is split back per batch
-    (``None`` where a batch has nothing to classify), ready for :meth:`Detector.apply`.
-    """
-    sizes = [b.m for b in batches]
-    if not any(sizes):
-        return [None] * len(batches)
-    feats = featurize_batches(features, batches)
-    probs = engine.infer(feats)
-    ends = np.cumsum(sizes).tolist()
-    return [probs[e - m : e] if m else None for m, e in zip(sizes, ends, strict=True)]
 
 
 # --- one stream's state ---------------------------------------------------------------------------
@@ -321,6 +298,7 @@ class MultiStreamPipeline(ThreadOwner):
         self._lock = threading.Lock()  # _streams/_keys (read by status and discovery)
         self._commands: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._rejected: dict[str, tuple[float, str, str]] = {}  # uid -> (monotonic, what, why)
+        self._gone: dict[str, float] = {}  # uid -> monotonic time its outlet was found closed
         self._discovery: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
@@ -490,6 +468,9 @@ class MultiStreamPipeline(ThreadOwner):
         self._active = opened
         self._reset_counters()
         self._stop.clear()
+        # The scheduler's matmuls (features) are small: a second OpenBLAS thread only spins
+        # after each one (59 % of a core at 64 headsets, measured) and starves the LSL threads.
+        threadpool_limits(1, user_api="blas")
         self._thread = threading.Thread(target=self._run, name="eegstream-multi", daemon=True)
         self._thread.start()
         if self.discover:
@@ -630,7 +611,7 @@ class MultiStreamPipeline(ThreadOwner):
         if not touched:
             return
         while touched:  # more than one round only when a stream has a backlog over 1 s
-            batches = [s.detector.due_windows() for s in touched]
+            batches = due_batches([s.detector for s in touched])
             m = sum(b.m for b in batches)
             probs = classify_together(self.engine, self.features, batches)
             if m:
@@ -843,6 +824,8 @@ class MultiStreamPipeline(ThreadOwner):
         seen = self._rejected.get(desc.uid)
         if seen is not None and time.monotonic() - seen[0] < _RETRY_REJECTED_S:
             return
+        if time.monotonic() - self._gone.get(desc.uid, -math.inf) < _RETRY_REJECTED_S:
+            return
         inlet = EEGInlet(
             desc.name,
             desc.type,
@@ -854,6 +837,12 @@ class MultiStreamPipeline(ThreadOwner):
         try:
             inlet.connect()
             entry = self._entry(inlet, None)
+        except StreamGoneError as exc:  # a dead outlet the resolver still lists: not rejected
+            log.debug("not attaching %s: %s", desc, exc)
+            now = time.monotonic()
+            self._gone = {u: t for u, t in self._gone.items() if now - t < _RETRY_REJECTED_S}
+            self._gone[desc.uid] = now
+            return
         except EegstreamError as exc:
             if seen is None:
                 log.warning("not attaching %s: %s", desc, exc)

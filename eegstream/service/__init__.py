@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from eegstream.live.contract import EventSource, ModelInfo
-from eegstream.service.api import Service, create_app, get_service
+from eegstream.service.api import create_app
 from eegstream.service.hub import Filter, Hub
+from eegstream.service.state import Service, get_service
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -39,7 +39,7 @@ from eegstream.errors import EegstreamError
 from eegstream.service.security import HostPolicy, origin_ok
 
 if TYPE_CHECKING:
-    from eegstream.service.api import Service
+    from eegstream.service.state import Service
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from eegstream.settings import Settings
 from eegstream.stream.inlet import resolve_stream
 
 if TYPE_CHECKING:  # the app calls this module's factories; it is not imported back at run time
-    from eegstream.service.api import PipelineFactory
+    from eegstream.service.state import PipelineFactory
 
 log = logging.getLogger(__name__)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from eegstream.events import ArtifactEvent, Message
+from eegstream.settings import ARTIFACT_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,18 @@ class Filter:
     labels: frozenset[str] | None = None
     streams: frozenset[str] | None = None
     types: frozenset[str] | None = None
+
+    @classmethod
+    def from_query(cls, labels: str | None, stream: str | None, types: str | None) -> Filter:
+        """A client's filter from its query values (REST and websocket alike).
+
+        ``ValueError`` names the bad value and the allowed ones.
+        """
+        return cls(
+            labels=parse_csv(labels, ARTIFACT_LABELS, "labels"),
+            streams=parse_csv(stream, None, "stream"),
+            types=parse_csv(types, ("artifact", "status"), "types"),
+        )
 
     def accepts(self, item: Published) -> bool:
         """Whether ``item`` goes to this client."""

@@ -29,7 +29,8 @@ from fastapi import FastAPI
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from eegstream.errors import EegstreamError
-from eegstream.service.api import PipelineFactory, Service, create_app, get_service
+from eegstream.service.api import create_app
+from eegstream.service.state import PipelineFactory, Service, get_service
 from eegstream.settings import Settings, settings_of
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ _REDACTED_LOGGERS = (
     "eegstream",
     "eegstream.service",
     "eegstream.service.api",
+    "eegstream.service.state",
+    "eegstream.service.websocket",
     "eegstream.service.hub",
     "eegstream.service.run",
     "eegstream.service.detection",

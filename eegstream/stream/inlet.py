@@ -42,7 +42,7 @@ from pylsl.lib import lib as _lsl
 from pylsl.util import LostError, handle_error
 from pylsl.util import TimeoutError as LslTimeoutError
 
-from eegstream.errors import EegstreamError, MissingChannelsError
+from eegstream.errors import EegstreamError, MissingChannelsError, StreamGoneError
 from eegstream.resample import Resampler, check_rate
 from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES
 from eegstream.stream.ring import RingBuffer
@@ -1004,7 +1004,17 @@ class EEGInlet:
         try:
             full = inlet.info(timeout=_OPEN_TIMEOUT_S)
             inlet.open_stream(timeout=_OPEN_TIMEOUT_S)
-        except (LslTimeoutError, LostError) as exc:
+            if self.processing_flags & pylsl.proc_clocksync:
+                # liblsl measures the clock offset on the first synchronised pull (~0.6 s of
+                # probes): here, in the caller's (connect pool's) time, not the scheduler's
+                inlet.time_correction(timeout=_OPEN_TIMEOUT_S)
+        except LostError as exc:
+            inlet.close_stream()
+            raise StreamGoneError(
+                f"stream {StreamDescription.from_info(info)} closed before it could be opened "
+                f"({exc}); start its program again"
+            ) from exc
+        except LslTimeoutError as exc:
             inlet.close_stream()
             raise EegstreamError(
                 f"stream {StreamDescription.from_info(info)} was found but did not answer within "

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 # None of these loads liblsl (which must see LSLAPICFG first, below)
@@ -219,6 +220,28 @@ def collect_from(
 def collect() -> Callable[..., Collected]:
     """:func:`collect_from` as a fixture: ``collect(inlet, n, timeout)``."""
     return collect_from
+
+
+class CountingEngine:
+    """The real ONNX Runtime engine, counting its calls and windows (not a mock)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.name = engine.name
+        self.max_batch = engine.max_batch
+        self.calls = 0
+        self.windows = 0
+
+    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        self.calls += 1
+        self.windows += int(features.shape[0])
+        return self.engine.infer(features)
+
+    def warmup(self) -> None:
+        self.engine.warmup()
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 class Messages:

@@ -20,7 +20,7 @@ from test_dashboard import CHROMIUM_ARGS, _chromium, _page, _require_model
 
 from eegstream.calibrate import CUE_LABELS, Protocol, simulate_protocol
 from eegstream.io.recording import Recording
-from eegstream.service.calibration import COUNTDOWN_S, CUE_SHOW_S, cue_state
+from eegstream.service.calibration_run import COUNTDOWN_S, CUE_SHOW_S, cue_state
 
 #: A short protocol (33 s): 2 blinks, 1 clench, the shortest rests the API accepts (about).
 SHORT = Protocol(blinks=2, clenches=1, rest_before_s=15.0, rest_after_s=4.0, seed=5)

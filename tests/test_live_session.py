@@ -14,7 +14,7 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 import pytest
-from conftest import Messages
+from conftest import CountingEngine, Messages
 
 from eegstream.bundle import ModelBundle
 from eegstream.detector import Detector
@@ -103,26 +103,6 @@ class MemoryInlet:
     def disconnect(self) -> None:
         self.running, self.state = False, "disconnected"
         self.disconnects += 1
-
-
-class CountingEngine:
-    """The real engine, counting its calls (not a mock)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.name = engine.name
-        self.max_batch = engine.max_batch
-        self.calls = 0
-
-    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        self.calls += 1
-        return self.engine.infer(features)
-
-    def warmup(self) -> None:
-        self.engine.warmup()
-
-    def close(self) -> None:
-        self.engine.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ from typing import Any
 
 import httpx
 import numpy as np
-import numpy.typing as npt
 import pylsl
 import pytest
-from conftest import Messages
+from conftest import CountingEngine, Messages
 
 from eegstream.bundle import ModelBundle
 from eegstream.detector import Detector, classify_together
@@ -44,28 +43,6 @@ pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
     reason="no model bundle: eegstream/models/default (or EEGSTREAM_MODEL_DIR) has not been trained yet",
 )
-
-
-class CountingEngine:
-    """The real ONNX Runtime engine, counting its calls and windows (not a mock)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.name = engine.name
-        self.max_batch = engine.max_batch
-        self.calls = 0
-        self.windows = 0
-
-    def infer(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        self.calls += 1
-        self.windows += int(features.shape[0])
-        return self.engine.infer(features)
-
-    def warmup(self) -> None:
-        self.engine.warmup()
-
-    def close(self) -> None:
-        self.engine.close()
 
 
 @pytest.fixture(scope="module")

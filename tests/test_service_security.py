@@ -31,7 +31,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from eegstream.service import create_app
-from eegstream.service.run import BackgroundServer, redact_query
+from eegstream.service.logs import redact_query
+from eegstream.service.run import BackgroundServer
 from eegstream.service.security import close_reason
 from eegstream.settings import Settings
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eegstream.baseline import BaselinePrior
 from eegstream.errors import EegstreamError
-from eegstream.preprocess import BaselinePrior, FeaturePipeline, Scaler, electrode_index
+from eegstream.preprocess import FeaturePipeline, Scaler, electrode_index
 from eegstream.settings import CLASSES, FS, N_BINS, PRE, WINDOW, default_model_dir
 
 log = logging.getLogger(__name__)

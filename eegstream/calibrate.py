@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from eegstream.baseline import robust_location
 from eegstream.detector import Detector, EventBuilder
 from eegstream.errors import EegstreamError
 from eegstream.evaluate import match_events
 from eegstream.events import ArtifactEvent, Message
 from eegstream.io.recording import Marker, Recording
-from eegstream.preprocess import robust_location
 from eegstream.profile import Profile
 from eegstream.settings import ARTIFACT_LABELS, ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings
 

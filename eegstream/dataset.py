@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from eegstream.baseline import robust_location
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
-from eegstream.preprocess import electrode_index, log_power, psd_features, robust_location
+from eegstream.preprocess import electrode_index, log_power, psd_features
 from eegstream.settings import ARTIFACT_LABELS, CLASSES, FS, MODEL_ELECTRODES, POST, PRE, WINDOW
 
 log = logging.getLogger(__name__)
@@ -403,7 +404,7 @@ def resting_starts(
     """Starts of the windows where this recording's person is at rest (every ``RESTING_HOP``).
 
     No sample of a labelled artifact (to its exclusion end plus ``margin``), of a known
-    confounder, or non-finite: what the live :class:`~eegstream.preprocess.PersonBaseline`
+    confounder, or non-finite: what the live :class:`~eegstream.baseline.PersonBaseline`
     learns from once warm (windows judged "nothing").
     """
     cfg = config or WindowConfig()

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from eegstream.baseline import WARMUP_S, BaselinePrior
 from eegstream.errors import EegstreamError
-from eegstream.preprocess import F32, WARMUP_S, BaselinePrior, FeaturePipeline
+from eegstream.preprocess import F32, FeaturePipeline
 from eegstream.settings import ARTIFACT_LABELS, Settings
 
 if TYPE_CHECKING:

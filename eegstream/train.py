@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 import eegstream
+from eegstream.baseline import BaselinePrior
 from eegstream.bundle import ModelBundle, finalize_bundle
 from eegstream.dataset import (
     Augmentation,
@@ -44,7 +45,7 @@ from eegstream.dataset import (
 )
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Recording
-from eegstream.preprocess import LOG_EPS, BaselinePrior, Scaler, log_power
+from eegstream.preprocess import LOG_EPS, Scaler, log_power
 from eegstream.settings import (
     BAND,
     CLASSES,
@@ -240,7 +241,7 @@ def train_bundle(
     by the caller) are never held out as subjects and count ``REAL_WEIGHT`` times.
     Features are log-power relative to each recording's own person baseline
     (:func:`~eegstream.dataset.person_locations`), the converged state of the detector's
-    :class:`~eegstream.preprocess.PersonBaseline`, whose prior the bundle stores.
+    :class:`~eegstream.baseline.PersonBaseline`, whose prior the bundle stores.
     """
     opts = options or TrainOptions()
     cfg = window_config or WindowConfig()

@@ -5,19 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eegstream.detector import Detector, blink_shaped
-from eegstream.engines.base import Engine
-from eegstream.events import ArtifactEvent
-from eegstream.preprocess import (
+from eegstream.baseline import (
     BLOCK,
     CLIP,
     WARMUP_S,
     BaselinePrior,
-    FeaturePipeline,
     PersonBaseline,
-    Scaler,
     robust_location,
 )
+from eegstream.detector import Detector, blink_shaped
+from eegstream.engines.base import Engine
+from eegstream.events import ArtifactEvent
+from eegstream.preprocess import FeaturePipeline, Scaler
 from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, N_BINS, Settings
 
 SHAPE = (len(MODEL_ELECTRODES), N_BINS)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import signal
 
+from eegstream.baseline import Baseline
 from eegstream.errors import EegstreamError
 from eegstream.preprocess import (
-    Baseline,
     FeaturePipeline,
     Scaler,
     band_sos,

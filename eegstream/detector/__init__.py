@@ -21,7 +21,7 @@ A window's *onset time* is the timestamp of its sample ``PRE`` (26): the model i
 artifact onset at 0.2 s into the window.
 
 Person baseline: with a bundle that carries a baseline prior, each window's features are
-log-power relative to this stream's :class:`~eegstream.preprocess.PersonBaseline`, which
+log-power relative to this stream's :class:`~eegstream.baseline.PersonBaseline`, which
 :meth:`Detector.apply` feeds with the classified windows (resting ones once warm). A batch never
 spans more than two of its 1 s blocks, so the state a window meets does not depend on chunking;
 :attr:`Detector.pending` says when windows are still due after a capped batch.

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from eegstream.baseline import Baseline
 from eegstream.detector.checks import (
     DEAD_S,
     GAP_S,
@@ -26,7 +27,7 @@ from eegstream.detector.status import StatusReports, _FaultSpan
 from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import Message
-from eegstream.preprocess import Baseline, FeaturePipeline
+from eegstream.preprocess import FeaturePipeline
 from eegstream.settings import ARTIFACT_LABELS, CLASSES, ELECTRODES, FS, WINDOW, Settings
 from eegstream.stream.ring import RingBuffer
 

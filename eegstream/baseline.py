@@ -251,11 +251,12 @@ class PersonBaseline:
         shape = (k, *self.loc.shape)
         if k == 0:
             return np.zeros(shape, np.float32)
+        b0 = int(ends[0]) // BLOCK
+        self.commit_before(b0)
+        first = self._state(b0 - 2)
+        if int(ends[-1]) // BLOCK == b0:  # the usual case live: one or two windows, one block
+            return first[None] if k == 1 else np.broadcast_to(first, shape)
         blocks = ends // BLOCK
-        self.commit_before(int(blocks[0]))
-        first = self._state(int(blocks[0]) - 2)
-        if int(blocks[-1]) == int(blocks[0]):
-            return np.broadcast_to(first, shape)
         out = np.empty(shape, np.float32)
         for b in np.unique(blocks).tolist():
             out[blocks == b] = self._state(b - 2)
@@ -267,14 +268,20 @@ class PersonBaseline:
         """Classified windows (end index, log-power, judged resting) for their blocks' commit."""
         if ends.shape[0] == 0:
             return
-        blocks = ends // BLOCK
         x = np.asarray(logp, np.float32)
+        b0 = int(ends[0]) // BLOCK
+        if int(ends[-1]) // BLOCK == b0:  # one block (ends ascend): no grouping to do
+            self._pending.setdefault(b0, []).append((x, resting))
+            return
+        blocks = ends // BLOCK
         for b in np.unique(blocks).tolist():
             sel = blocks == b
             self._pending.setdefault(b, []).append((x[sel], resting[sel]))
 
     def commit_before(self, block: int) -> None:
         """Fold every pending block older than ``block`` into the location (in block order)."""
+        if not self._pending or min(self._pending) >= block:  # most calls: nothing to fold
+            return
         for b in sorted(k for k in self._pending if k < block):
             parts = self._pending.pop(b)
             x = np.concatenate([p[0] for p in parts])

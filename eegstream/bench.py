@@ -6,15 +6,13 @@ like: ``speedup_vs_original`` is the per-window cost of the original pipeline (a
 ``model.predict`` on 10 separate inputs) over ours (vectorised features + ONNX Runtime, batch 1,
 CPU). Latencies are medians (p50) and 99th percentiles over many calls after a warm-up.
 
-The end-to-end multi-headset and soak benchmarks (``--e2e``, ``--soak``) live behind
-:func:`_run_e2e`.
+The end-to-end multi-headset and soak benchmarks (``--e2e``, ``--soak``) are in
+:mod:`eegstream.bench_e2e`.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
-import json
 import logging
 import os
 import platform
@@ -36,7 +34,7 @@ from eegstream.settings import BAND, ELECTRODES, FILTER_ORDER, FS, N_BINS, WINDO
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BenchConfig", "benchmark", "run_bench"]
+__all__ = ["BenchConfig", "benchmark"]
 
 F64 = npt.NDArray[np.float64]
 F32 = npt.NDArray[np.float32]
@@ -494,40 +492,3 @@ def _measure(
         "speedup_vs_original = original.us_per_window / ours.us_per_window",
     ]
     return report
-
-
-def run_bench(args: argparse.Namespace) -> int:
-    """``eegstream bench``: print the JSON report on stdout and write it to ``--json``."""
-    if args.e2e or args.soak is not None:
-        return _run_e2e(args)
-    cfg = BenchConfig(args.calls, quick=args.quick)
-    out: Path | None = args.json
-    if out is not None:
-        _write(out, "", mode="a")  # fail on an unwritable path now, not after the measuring
-    bundle = ModelBundle.load(args.model)
-    text = json.dumps(benchmark(bundle, backend=args.backend or "auto", cfg=cfg), indent=2) + "\n"
-    sys.stdout.write(text)
-    if out is not None:
-        _write(out, text)
-    return 0
-
-
-def _write(path: Path, text: str, mode: str = "w") -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open(mode, encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise EegstreamError(
-            f"bench --json {path}: cannot write the report ({exc}); choose a writable path"
-        ) from exc
-
-
-# --- end-to-end benchmarks (issue #8) ---------------------------------------------------------
-
-
-def _run_e2e(args: argparse.Namespace) -> int:
-    """Multi-headset end-to-end latency and soak benchmarks (:mod:`eegstream.bench_e2e`)."""
-    from eegstream.bench_e2e import run_e2e
-
-    return run_e2e(args)

@@ -26,7 +26,6 @@ on the lab network and other programs' streams never disturb the figures.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
@@ -60,8 +59,8 @@ __all__ = [
     "METHOD",
     "E2EConfig",
     "e2e_benchmark",
+    "e2e_config",
     "parse_headsets",
-    "run_e2e",
     "soak_benchmark",
 ]
 
@@ -858,53 +857,41 @@ async def _soak_client(
     }
 
 
-# --- CLI -----------------------------------------------------------------------------------------------------
+# --- the checked configuration -------------------------------------------------------------------
 
 
-def config_from_args(args: argparse.Namespace) -> E2EConfig:
-    """The configuration from ``eegstream bench`` flags, checked."""
-    soak = getattr(args, "soak", None)
-    headsets_text = getattr(args, "headsets", None)
+def e2e_config(
+    *,
+    soak: float | None = None,
+    headsets: str | None = None,
+    duration: float | None = None,
+    speed: float | None = None,
+    backend: str | None = None,
+    model: Path | None = None,
+) -> E2EConfig:
+    """The configuration from ``eegstream bench`` flag values (``None``: not given), checked.
+
+    ``headsets`` is the comma-separated text of ``--headsets``; a bad value is an
+    :class:`EegstreamError` naming the flag, before any process starts.
+    """
     if soak is not None and not (math.isfinite(soak) and soak > 0):
         raise EegstreamError(f"bench --soak: expected a number of minutes > 0; got {soak}")
     default = "1" if soak is not None else "1,8,32,64"
-    headsets = parse_headsets(headsets_text or default)
-    duration = float(getattr(args, "duration", None) or 60.0)
-    if not (math.isfinite(duration) and duration >= 5.0):
+    counts = parse_headsets(headsets or default)
+    seconds = float(duration or 60.0)
+    if not (math.isfinite(seconds) and seconds >= 5.0):
         raise EegstreamError(
-            f"bench --duration: expected seconds >= 5 per headset count; got {duration}"
+            f"bench --duration: expected seconds >= 5 per headset count; got {seconds}"
         )
-    speed = getattr(args, "speed", None)
     if speed is not None and not (math.isfinite(speed) and speed > 0):
         raise EegstreamError(
             f"bench --speed: expected a replay speed > 0 (1 = real time); got {speed}"
         )
-    model = getattr(args, "model", None)
     return E2EConfig(
-        headsets=headsets,
-        duration=duration,
+        headsets=counts,
+        duration=seconds,
         soak_minutes=soak,
         speed=speed,
-        backend=getattr(args, "backend", None) or "auto",
+        backend=backend or "auto",
         model=None if model is None else Path(model),
     )
-
-
-def run_e2e(args: argparse.Namespace) -> int:
-    """``eegstream bench --e2e`` / ``--soak``: print the JSON report and write it to ``--json``."""
-    cfg = config_from_args(args)
-    out: Path | None = getattr(args, "json", None)
-    if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.open("a", encoding="utf-8").close()  # fail now, not after the measuring
-        except OSError as exc:
-            raise EegstreamError(
-                f"bench --json {out}: cannot write the report ({exc}); choose a writable path"
-            ) from exc
-    report = soak_benchmark(cfg) if cfg.soak_minutes is not None else e2e_benchmark(cfg)
-    text = json.dumps(report, indent=2) + "\n"
-    sys.stdout.write(text)
-    if out is not None:
-        out.write_text(text, encoding="utf-8")
-    return 0

@@ -1,4 +1,4 @@
-"""The calibration protocol run live on an LSL stream, and the ``eegstream calibrate`` command.
+"""The calibration protocol run live on an LSL stream (``eegstream calibrate --stream-name``).
 
 :func:`record_protocol` opens the EEG stream, anchors the protocol at the first sample it
 receives, shows each prompt through a callback (the terminal for ``eegstream calibrate
@@ -14,21 +14,18 @@ than real time (tests) runs its stamps ahead, and prompts follow the data.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from eegstream.calibrate import CUE_LABELS, CUE_VALUES, Protocol
 from eegstream.errors import EegstreamError
 from eegstream.io.recording import Marker, Recording
-from eegstream.settings import FS, settings_of
+from eegstream.settings import FS
 
 log = logging.getLogger(__name__)
 
@@ -148,69 +145,3 @@ def record_protocol(
         metadata={"title": f"calibration on {name}", "protocol_seed": protocol.seed},
         source=f"<live calibration of {name}>",
     )
-
-
-# --- the command -------------------------------------------------------------------------------
-
-
-def _check_out(path: Path) -> None:
-    from eegstream.offline import _check_out_path
-
-    _check_out_path("--out", path)
-
-
-def run_calibrate(args: argparse.Namespace) -> int:
-    """``eegstream calibrate [REC.csv | --epochs DIR | --stream-name N] --out P``."""
-    from eegstream.calibrate import assemble_calibration, calibrate_recording
-    from eegstream.offline import _load
-
-    sources = [args.file is not None, args.epochs is not None, bool(args.stream_name)]
-    if sum(sources) != 1:
-        raise EegstreamError(
-            "calibrate needs exactly one source: a recording of the protocol (REC.csv), "
-            "--epochs DIR (a session joined from labelled epochs' training part) or "
-            f"--stream-name NAME (live); got {sum(sources)}"
-        )
-    out = Path(args.out)
-    _check_out(out)
-    name = args.name or out.stem
-    protocol = Protocol(blinks=args.blinks, clenches=args.clenches, seed=args.seed)
-    # calibration starts from the model as shipped, whatever profile the settings name
-    args.settings = settings_of(args).model_copy(update={"profile": None})
-    settings, bundle, engine = _load(args)
-    try:
-        if args.stream_name:
-            rec = record_protocol(
-                args.stream_name[0],
-                protocol,
-                _terminal_prompt,
-                stype=args.stream_type or settings.stream_type,
-                source_id=args.source_id,
-                resolve_timeout=args.resolve_timeout or settings.resolve_timeout,
-                marker_name=args.marker_name,
-            )
-            if args.save_recording is not None:
-                from eegstream.io.emotiv import write_recording
-
-                write_recording(rec, args.save_recording)
-        elif args.epochs is not None:
-            from eegstream.io.epochs import DEFAULT_LABEL_MAP, read_epochs
-
-            epochs = read_epochs(args.epochs, DEFAULT_LABEL_MAP, fs=args.epoch_fs, part="train")
-            rec = assemble_calibration(epochs, protocol, seed=args.seed)
-        else:
-            from eegstream.io.emotiv import read_recording
-
-            rec = read_recording(args.file)
-        result = calibrate_recording(rec, bundle, engine, settings, name=name, progress=True)
-    finally:
-        engine.close()
-    result.profile.save(out)
-    sys.stdout.write(result.table() + f"\nwrote {out}\n")
-    return 0
-
-
-def _terminal_prompt(text: str) -> None:
-    """Live prompts go to the terminal (stderr: stdout carries the report)."""
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()

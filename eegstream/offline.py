@@ -14,16 +14,15 @@ the one a live detector would have had.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -33,25 +32,33 @@ from eegstream.errors import EegstreamError, MissingChannelsError
 from eegstream.events import ArtifactEvent, Message, StatusMessage
 from eegstream.io.recording import Recording
 from eegstream.preprocess import FeaturePipeline
-from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings, settings_of
+from eegstream.settings import ELECTRODES, FS, MODEL_ELECTRODES, WINDOW, Settings
 
 if TYPE_CHECKING:
     from eegstream.bundle import ModelBundle
     from eegstream.evaluate import EvaluationReport, GestureReport
-    from eegstream.io.epochs import Epoch, EpochSession
+    from eegstream.io.epochs import Epoch, EpochSession, Part
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "CHUNK_S",
+    "DetectFormat",
     "EpochEvaluation",
+    "EpochSelection",
+    "FileDetection",
+    "FilesEvaluation",
+    "check_detect_output",
+    "detect_file",
     "detect_messages",
     "detect_recording",
+    "detections_text",
     "evaluate_epochs",
+    "evaluate_files",
     "final_events",
-    "run_detect",
-    "run_evaluate",
+    "load_model",
     "write_bids",
+    "write_detections",
     "write_jsonl",
 ]
 
@@ -295,14 +302,21 @@ def _bids_sidecar() -> dict[str, object]:
     return cols
 
 
-# -- CLI handlers -----------------------------------------------------------------------------
+# -- files in, files out (``eegstream detect`` / ``evaluate``) ------------------------------------
+
+#: What ``detect`` writes: JSON Lines, a BIDS events.tsv (+ sidecar), or an MNE annotations file.
+DetectFormat = Literal["jsonl", "bids", "mne"]
 
 
-def _load(args: argparse.Namespace) -> tuple[Settings, ModelBundle, Engine]:
+def load_model(settings: Settings) -> tuple[Settings, ModelBundle, Engine]:
+    """The bundle and engine ``settings`` name, with the person's profile applied if it names one.
+
+    Returns the settings too: a profile (``eegstream calibrate``) may change thresholds. The
+    caller closes the engine.
+    """
     from eegstream.bundle import ModelBundle
     from eegstream.engines import load_engine
 
-    settings = settings_of(args)
     bundle = ModelBundle.load(settings.model_dir)
     if settings.profile is not None:  # the person's baseline and thresholds (eegstream calibrate)
         from eegstream.profile import apply_profile
@@ -320,13 +334,6 @@ def _read(path: Path, marker_map: dict[int, str] | None = None) -> Recording:
     return read_recording(path, marker_map=marker_map)
 
 
-def _marker_map(args: argparse.Namespace) -> dict[int, str] | None:
-    """``--marker-map``, parsed once, before any work (a typo costs a second, not a run)."""
-    from eegstream.io.markers import marker_map_arg
-
-    return marker_map_arg(getattr(args, "marker_map", None))
-
-
 def _check_mne_output(out: str) -> Path:
     """``--format mne`` needs a file whose suffix says which annotation format to write."""
     from eegstream.io.mne_io import ANNOTATION_SUFFIXES, import_mne
@@ -342,49 +349,70 @@ def _check_mne_output(out: str) -> Path:
     return path
 
 
-def run_detect(args: argparse.Namespace) -> int:
-    """``eegstream detect FILE [--output PATH|-] [--format jsonl|bids|mne] [--marker-map M]``."""
-    out = str(args.output)
-    sidecar = Path(out).with_suffix(".json")
-    marker_map = _marker_map(args)
-    if args.format == "mne":
-        _check_mne_output(out)
-    elif out != "-":
-        _check_out_path("--output", Path(out))
-        if args.format == "bids":
-            _check_out_path("--output (BIDS sidecar)", sidecar)
-    settings, bundle, engine = _load(args)
+def check_detect_output(output: str, fmt: DetectFormat) -> None:
+    """``detect --output`` (``-``: stdout) can be written in ``fmt``: checked before the work."""
+    if fmt == "mne":
+        _check_mne_output(output)
+    elif output != "-":
+        _check_out_path("--output", Path(output))
+        if fmt == "bids":
+            _check_out_path("--output (BIDS sidecar)", Path(output).with_suffix(".json"))
+
+
+@dataclass
+class FileDetection:
+    """One recording file detected: what ``detect`` writes, in any format."""
+
+    recording: Recording
+    messages: list[Message]  #: everything the detector emitted (events and statuses)
+    events: list[ArtifactEvent]  #: the final-phase events, flagged (:func:`final_events`)
+
+    def counts(self) -> dict[str, int]:
+        """Events per class (blink, jaw_clench), for the summary line."""
+        return {
+            lab: sum(1 for e in self.events if e.label == lab) for lab in ("blink", "jaw_clench")
+        }
+
+
+def detect_file(
+    path: Path, settings: Settings, *, marker_map: dict[int, str] | None = None
+) -> FileDetection:
+    """Load the model ``settings`` name, read ``path`` and detect over it, as fast as possible."""
+    settings, bundle, engine = load_model(settings)
     try:
-        rec = _read(args.file, marker_map)
+        rec = _read(path, marker_map)
         msgs = detect_messages(rec, engine, bundle.features, settings, progress=True)
     finally:
         engine.close()
-    events = final_events(msgs, rec)
-    counts = {lab: sum(1 for e in events if e.label == lab) for lab in ("blink", "jaw_clench")}
-    if args.format == "mne":
+    return FileDetection(rec, msgs, final_events(msgs, rec))
+
+
+def detections_text(detection: FileDetection, fmt: DetectFormat) -> str:
+    """The events as JSON Lines or a BIDS events.tsv (what ``detect -o -`` prints)."""
+    if fmt == "mne":
+        raise EegstreamError("--format mne writes an annotations file; give --output NAME.fif")
+    buf = io.StringIO()
+    if fmt == "bids":
+        write_bids(detection.events, detection.recording, buf)
+    else:
+        write_jsonl(detection.events, buf)
+    return buf.getvalue()
+
+
+def write_detections(detection: FileDetection, fmt: DetectFormat, path: Path) -> None:
+    """Write the events file (a BIDS one with its JSON sidecar) whole or not at all."""
+    if fmt == "mne":
         from eegstream.io.mne_io import to_annotations, write_annotations
 
+        msgs = detection.messages
         faults = [m for m in msgs if isinstance(m, StatusMessage) and m.status == "signal_fault"]
-        write_annotations(to_annotations([*events, *faults]), Path(out))
-        log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
-        return 0
-
-    buf = io.StringIO()
-    if args.format == "bids":
-        write_bids(events, rec, buf)
-    else:
-        write_jsonl(events, buf)
-    if out == "-":
-        sys.stdout.write(buf.getvalue())
-        sys.stdout.flush()
-    else:
-        files = [("--output", Path(out), buf.getvalue())]
-        if args.format == "bids":
-            text = json.dumps(_bids_sidecar(), indent=2) + "\n"
-            files.append(("--output (BIDS sidecar)", sidecar, text))
-        _write_outputs(files)
-    log.info("%s: %d blinks, %d jaw clenches -> %s", args.file, *counts.values(), out)
-    return 0
+        write_annotations(to_annotations([*detection.events, *faults]), path)
+        return
+    files = [("--output", path, detections_text(detection, fmt))]
+    if fmt == "bids":
+        text = json.dumps(_bids_sidecar(), indent=2) + "\n"
+        files.append(("--output (BIDS sidecar)", path.with_suffix(".json"), text))
+    _write_outputs(files)
 
 
 def evaluate_recording(
@@ -456,24 +484,47 @@ def _write_outputs(files: Sequence[tuple[str, Path, str]]) -> None:
         ) from None
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    """``eegstream evaluate FILE... | --epochs DIR [--plot PNG] [--json PATH]``: tables on stdout."""
+@dataclass(frozen=True)
+class EpochSelection:
+    """Which labelled epochs ``evaluate --epochs`` joins into a session, and what it draws."""
+
+    folder: Path
+    label_map: Mapping[str, str] | None = None  #: gesture -> class (default: the MusEEG map)
+    fs: float = 256.0  #: sampling rate of the epoch files
+    part: Part = "held-out"  #: the held-out third no training sees, "train" or "all"
+    as_labelled: bool = False  #: keep rest epochs holding a spontaneous blink as rest
+    plot: Path | None = None  #: PNG of the per-gesture table and a timeline
+
+
+@dataclass
+class FilesEvaluation:
+    """``evaluate``'s result: the tables it prints and the JSON document ``--json`` writes."""
+
+    tables: list[str]
+    doc: dict[str, object]
+
+
+def evaluate_files(
+    files: Sequence[Path],
+    settings: Settings,
+    *,
+    marker_map: dict[int, str] | None = None,
+    epochs: EpochSelection | None = None,
+) -> FilesEvaluation:
+    """Detect over each file and score against its markers; also a session joined from epochs.
+
+    One model and engine for everything; a table per file (with what the reader repaired), per
+    gesture and for the epoch session, and a total when there is more than one report.
+    """
     from eegstream.evaluate import EvaluationReport
 
-    _check_out_path("--json", args.json)
-    _check_out_path("--plot", args.plot)
-    if args.plot is not None and args.epochs is None:
-        raise EegstreamError("--plot needs --epochs DIR (it draws the per-gesture evaluation)")
-    if not args.files and args.epochs is None:
-        raise EegstreamError("nothing to evaluate: pass recording files and/or --epochs DIR")
-    marker_map = _marker_map(args)
-    settings, bundle, engine = _load(args)
+    settings, bundle, engine = load_model(settings)
     reports: list[EvaluationReport] = []
     blocks: list[str] = []
     doc: dict[str, object] = {}
     checks: dict[str, list[str]] = {}
     try:
-        for path in args.files:
+        for path in files:
             rec = _read(path, marker_map)
             reports.append(evaluate_recording(rec, engine, bundle.features, settings))
             blocks.append(reports[-1].table())
@@ -481,9 +532,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             if notes:
                 checks[str(path)] = notes
                 blocks[-1] += "\nchecked and repaired:\n" + "\n".join(f"  {n}" for n in notes)
-        if args.epochs is not None:
+        if epochs is not None:
             epoch_report, gesture_table, doc["epochs"] = _evaluate_epochs(
-                args, engine, bundle, settings
+                epochs, engine, bundle, settings
             )
             reports.append(epoch_report)
             blocks += [gesture_table, epoch_report.table()]
@@ -494,22 +545,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         total.merge(r)
     if len(reports) > 1:
         blocks.append(total.table())
-    if args.json is not None:
-        doc |= {
-            "model": str(bundle.dir),
-            "model_sha256": bundle.sha256,
-            "backend": engine.name,
-            "settings": {
-                k: getattr(settings, k)
-                for k in ("hop", "threshold", "min_windows", "min_duration", "refractory")
-            },
-            "files": [r.summary() for r in reports],
-            "total": total.summary(),
-            "checks": checks,
-        }
-        _write_outputs([("--json", Path(args.json), json.dumps(doc, indent=2) + "\n")])
-    print("\n\n".join(blocks))  # noqa: T201 -- the command's result goes to stdout
-    return 0
+    doc |= {
+        "model": str(bundle.dir),
+        "model_sha256": bundle.sha256,
+        "backend": engine.name,
+        "settings": {
+            k: getattr(settings, k)
+            for k in ("hop", "threshold", "min_windows", "min_duration", "refractory")
+        },
+        "files": [r.summary() for r in reports],
+        "total": total.summary(),
+        "checks": checks,
+    }
+    return FilesEvaluation(blocks, doc)
 
 
 @dataclass
@@ -565,36 +613,41 @@ def evaluate_epochs(
 
 
 def _evaluate_epochs(
-    args: argparse.Namespace, engine: Engine, bundle: ModelBundle, settings: Settings
+    selection: EpochSelection, engine: Engine, bundle: ModelBundle, settings: Settings
 ) -> tuple[EvaluationReport, str, dict[str, object]]:
     """``evaluate --epochs``: read the chosen part, evaluate, plot; the tables and JSON."""
     from eegstream.io.epochs import (
         DEFAULT_LABEL_MAP,
         HOLDOUT_RULE,
-        parse_label_map,
         read_epochs,
         with_spontaneous_blinks,
     )
 
-    label_map = parse_label_map(args.label_map) if args.label_map else DEFAULT_LABEL_MAP
-    epochs = read_epochs(args.epochs, label_map, fs=args.epoch_fs, part=args.part, progress=True)
-    if not args.as_labelled:
+    label_map = selection.label_map if selection.label_map is not None else DEFAULT_LABEL_MAP
+    epochs = read_epochs(
+        selection.folder, label_map, fs=selection.fs, part=selection.part, progress=True
+    )
+    if not selection.as_labelled:
         epochs = with_spontaneous_blinks(epochs)
     ev = evaluate_epochs(
-        epochs, engine, bundle.features, settings, source=f"{Path(args.epochs).name}-{args.part}"
+        epochs,
+        engine,
+        bundle.features,
+        settings,
+        source=f"{selection.folder.name}-{selection.part}",
     )
-    if args.plot is not None:
+    if selection.plot is not None:
         from eegstream.plot import plot_epoch_evaluation
 
         plot_epoch_evaluation(
-            args.plot, ev.gestures, ev.finals, ev.session.recording, ev.session.spans
+            selection.plot, ev.gestures, ev.finals, ev.session.recording, ev.session.spans
         )
-        log.info("wrote %s", args.plot)
+        log.info("wrote %s", selection.plot)
     doc: dict[str, object] = {
-        "folder": str(args.epochs),
-        "part": args.part,
+        "folder": str(selection.folder),
+        "part": selection.part,
         "holdout_rule": HOLDOUT_RULE,
-        "as_labelled": args.as_labelled,
+        "as_labelled": selection.as_labelled,
         "session_s": ev.session.recording.duration,
         "gestures": ev.gestures.summary(),
         "events": ev.events.summary(),

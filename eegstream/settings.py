@@ -169,16 +169,6 @@ _CONFIG_SOURCES: dict[str, _ConfigSource] = {
 }
 
 
-def settings_of(args: object) -> Settings:
-    """The settings the CLI worked out for a command (``args.settings``), else the road's own.
-
-    Command handlers receive them from ``eegstream.cli.main`` (flags > env > config file);
-    called without it (a test, a notebook), the environment and the config file still count.
-    """
-    settings = getattr(args, "settings", None)
-    return settings if isinstance(settings, Settings) else load_settings()
-
-
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """The one road to settings, for every command and the Python API.
 

@@ -30,7 +30,6 @@ The bundled demo recording is regenerated with::
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from dataclasses import dataclass, field
@@ -1231,34 +1230,6 @@ def demo_recording_path() -> Path:
     return DEMO_FILE
 
 
-def run_simulate(args: argparse.Namespace) -> int:
-    """CLI handler of ``eegstream simulate``: simulate and write an EmotivPRO CSV."""
-    from eegstream.io.emotiv import write_recording
-
-    out = Path(args.out)
-    if out.parent and not out.parent.is_dir():
-        raise EegstreamError(
-            f"output folder {out.parent} does not exist; create it or choose another OUT path"
-        )
-    rec = simulate_recording(
-        args.duration,
-        args.seed,
-        fs=args.fs,
-        blink_rate=args.blink_rate,
-        clench_rate=args.clench_rate,
-        subject_variability=args.subject_variability,
-        confounders=not args.no_confounders,
-    )
-    write_recording(rec, out)
-    n_blink = sum(m.value == BLINK_MARKER for m in rec.markers)
-    n_clench = sum(m.value == CLENCH_MARKER for m in rec.markers)
-    print(  # noqa: T201 - the command's result goes to stdout
-        f"wrote {out}: {rec.duration:g} s at {rec.fs:g} Hz, subject {rec.metadata['subject']}, "
-        f"{n_blink} blinks (marker {BLINK_MARKER}), {n_clench} jaw clenches (marker {CLENCH_MARKER})"
-    )
-    return 0
-
-
 __all__ = [
     "RANGES",
     "SimulationRanges",
@@ -1266,7 +1237,6 @@ __all__ = [
     "Truth",
     "demo_recording_path",
     "draw_subject",
-    "run_simulate",
     "simulate_recording",
     "simulate_with_truth",
 ]

@@ -14,12 +14,10 @@ install when they are absent.
 
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import logging
 import os
 import platform
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -62,14 +60,16 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "TrainOptions",
+    "TrainingSources",
     "confounder_spans",
     "confusion_report",
     "evaluate_bundle",
     "format_report",
-    "run_train",
+    "load_training_inputs",
     "sample_weights",
     "simulated_seed",
     "train_bundle",
+    "train_from_sources",
 ]
 
 I64 = npt.NDArray[np.int64]
@@ -482,45 +482,62 @@ def confounder_spans(truth: Mapping[str, I64]) -> I64 | None:
     return np.concatenate(parts).astype(np.int64) if parts else None
 
 
-def _load_inputs(
-    args: argparse.Namespace, marker_map: dict[int, str] | None = None
+@dataclass(frozen=True)
+class TrainingSources:
+    """What one training run learns from: recording files, simulated subjects, labelled epochs."""
+
+    files: tuple[Path, ...] = ()
+    marker_map: Mapping[int, str] | None = None  #: labels of the files' marker codes, first
+    simulate: int = 0  #: simulated subjects
+    seed: int = 0  #: the simulated subjects' seeds (:func:`simulated_seed`) and epoch sessions
+    sim_duration: float = 240.0  #: seconds per simulated subject
+    epochs: Path | None = None  #: folder of labelled epochs; their training part is mixed in
+    label_map: Mapping[str, str] | None = None  #: gesture -> class (default: DEFAULT_LABEL_MAP)
+    epoch_fs: float = 256.0  #: sampling rate of the epoch files
+
+
+def load_training_inputs(
+    sources: TrainingSources,
 ) -> tuple[list[Recording], list[I64 | None], dict[str, Any]]:
-    """Read the recording files (labels: ``marker_map`` first) and simulate the subjects."""
+    """Read the recording files (labels: ``marker_map`` first) and simulate the subjects.
+
+    Returns the recordings (one subject each), their confounder spans (simulated subjects and
+    epoch sessions know theirs) and the description of the inputs that ``model.json`` keeps.
+    """
     recordings: list[Recording] = []
     confounders: list[I64 | None] = []
-    files = [Path(p) for p in args.recordings]
+    files = list(sources.files)
     if files:
         from eegstream.io.emotiv import read_recording
 
         for path in files:
-            recordings.append(read_recording(path, target_fs=FS, marker_map=marker_map))
+            recordings.append(read_recording(path, target_fs=FS, marker_map=sources.marker_map))
             confounders.append(None)
     sims: list[int] = []
-    if args.simulate:
+    if sources.simulate:
         from eegstream.simulate import simulate_with_truth
 
-        for i in range(args.simulate):
-            seed = simulated_seed(args.seed, i)
-            rec, truth = simulate_with_truth(args.sim_duration, seed)
+        for i in range(sources.simulate):
+            seed = simulated_seed(sources.seed, i)
+            rec, truth = simulate_with_truth(sources.sim_duration, seed)
             recordings.append(rec)
             confounders.append(confounder_spans(truth.confounders))
             sims.append(seed)
     description: dict[str, Any] = {"files": [str(p) for p in files]}
-    if args.epochs is not None:
+    if sources.epochs is not None:
         from eegstream.io.epochs import (
             DEFAULT_LABEL_MAP,
             HOLDOUT_RULE,
-            parse_label_map,
             read_epochs,
             training_sessions,
             with_spontaneous_blinks,
         )
 
-        label_map = parse_label_map(args.label_map) if args.label_map else DEFAULT_LABEL_MAP
+        label_map = sources.label_map if sources.label_map is not None else DEFAULT_LABEL_MAP
         epochs = with_spontaneous_blinks(
-            read_epochs(args.epochs, label_map, fs=args.epoch_fs, part="train", progress=True)
+            read_epochs(sources.epochs, label_map, fs=sources.epoch_fs, part="train", progress=True)
         )
-        sessions = training_sessions(epochs, seed=args.seed)
+        sessions = training_sessions(epochs, seed=sources.seed)
         for sess in sessions:
             sess.recording.metadata["epoch_session"] = True
             recordings.append(sess.recording)
@@ -529,56 +546,41 @@ def _load_inputs(
         for e in epochs:
             counts[e.gesture] = counts.get(e.gesture, 0) + 1
         description["epochs"] = {
-            "folder": str(args.epochs),
+            "folder": str(sources.epochs),
             "part": f"training part: every epoch but the held-out ones ({HOLDOUT_RULE})",
             "label_map": dict(label_map),
             "relabelled": "rest epochs holding a spontaneous blink are blinks "
             "(eegstream.io.epochs.with_spontaneous_blinks)",
             "epochs_per_gesture": counts,
             "sessions": len(sessions),
-            "fs": args.epoch_fs,
+            "fs": sources.epoch_fs,
             "assembly": "eegstream.io.epochs.training_sessions(epochs, seed)",
         }
     if sims:
         description["simulated"] = {
             "subjects": len(sims),
             "seeds": [sims[0], sims[-1]],
-            "duration_s": args.sim_duration,
+            "duration_s": sources.sim_duration,
             "generator": "eegstream.simulate.simulate_with_truth(duration, seed)",
         }
     return recordings, confounders, description
 
 
-def run_train(args: argparse.Namespace) -> int:
-    """CLI handler: train, write the bundle to ``--out``, print the held-out reports."""
-    if args.max_epochs < 1:
-        raise EegstreamError(f"--max-epochs must be at least 1; got {args.max_epochs}")
-    if args.simulate < 0:
-        raise EegstreamError(f"--simulate must be 0 or a number of subjects; got {args.simulate}")
-    if not args.recordings and not args.simulate and args.epochs is None:
-        raise EegstreamError(
-            "nothing to train on: pass marker-labelled recordings, --epochs DIR and/or "
-            "--simulate N (e.g. eegstream train --simulate 40 --out models/mine)"
-        )
-    from eegstream.io.markers import marker_map_arg
+def train_from_sources(
+    sources: TrainingSources, out: Path, *, options: TrainOptions | None = None
+) -> tuple[ModelBundle, dict[str, Any]]:
+    """What ``eegstream train`` runs: check the training extra, load the inputs, train, export.
 
-    marker_map = marker_map_arg(getattr(args, "marker_map", None))  # once, before TensorFlow
+    TensorFlow is checked before the inputs are read, so a missing extra fails in a second,
+    not after minutes of reading and simulating. Epoch sessions always go to training.
+    """
     _import_training()
-    recordings, confounders, description = _load_inputs(args, marker_map)
-    verbose = 1 if sys.stdout.isatty() else 2
-    bundle, metrics = train_bundle(
+    recordings, confounders, description = load_training_inputs(sources)
+    return train_bundle(
         recordings,
-        Path(args.out),
-        options=TrainOptions(epochs=args.max_epochs, seed=args.seed, verbose=verbose),
+        out,
+        options=options,
         confounders=confounders,
         description=description,
         always_train=[bool(r.metadata.get("epoch_session")) for r in recordings],
     )
-    report = format_report("held-out windows (random 4-s blocks)", metrics["held_out_windows"])
-    report += format_report("held-out subjects (never seen)", metrics["held_out_subjects"])
-    report += (
-        f"bundle {bundle.dir} ({bundle.sha256[:12]}), {metrics['epochs_run']} epochs, "
-        f"{metrics['train_seconds']} s\n"
-    )
-    print(report, end="")  # noqa: T201  (CLI handler: the report is the command's output)
-    return 0

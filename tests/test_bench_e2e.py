@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from eegstream.bench_e2e import E2EConfig, config_from_args, e2e_benchmark, parse_headsets
+from eegstream.bench_e2e import E2EConfig, e2e_benchmark, parse_headsets
 from eegstream.cli import build_parser, main
+from eegstream.cli.bench import config_from_args
 from eegstream.errors import EegstreamError
 from eegstream.settings import Settings
 

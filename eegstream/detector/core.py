@@ -186,13 +186,12 @@ class Detector(StatusReports):
         self._unix_offset = float(unix_offset)
         if n == 0:
             return
-        prev = self._last_ts if self._last_ts is not None else t[0]
-        dt = np.diff(t, prepend=prev)
-        for i in np.flatnonzero((dt > GAP_S) | (dt < 0)).tolist():
-            self._add_break(self.ring.total + i)
-            log.info(
-                "%s: gap of %.3f s before sample %d", self.stream_id, dt[i], self.ring.total + i
-            )
+        prev = self._last_ts if self._last_ts is not None else float(t[0])
+        steps = t[1:] - t[:-1]
+        first = float(t[0]) - prev
+        usual = 0 <= first <= GAP_S and (n == 1 or (steps.min() >= 0 and steps.max() <= GAP_S))
+        if not usual:  # a gap or a step back somewhere (NaN stamps are neither, as before)
+            self._note_gaps(np.concatenate(([first], steps)))
         self.ring.write(x, t)
         self._last_ts = float(t[-1])
         self._counts["samples"] += n
@@ -270,6 +269,8 @@ class Detector(StatusReports):
                 out += self._close_all()
             return out
         n_classes = len(ARTIFACT_LABELS) + 1
+        if probs is not None and self._apply_idle(batch, probs):
+            return []
         p = np.full((k, n_classes), np.nan)  # NaN rows: not classified (NaN, fault) = barrier
         if batch.m:
             if probs is None or probs.shape != (batch.m, n_classes):
@@ -309,6 +310,40 @@ class Detector(StatusReports):
         out_idx.sort(key=lambda r: (r[0], r[1]))
         return [m for _, _, m in out_idx]
 
+    def _apply_idle(self, batch: WindowBatch, probs: npt.NDArray[np.floating]) -> bool:
+        """:meth:`apply` for the usual window, in a few calls; False (nothing done) otherwise.
+
+        Usual: every window classified, no gap, no signal fault or dead electrode before or
+        in the batch, no horizontal eye movement, no run open and no window strong enough to
+        start one (:meth:`EventBuilder.advance_idle`). Then no message can come out, and only the counters, the person baseline
+        and the builder's history move, exactly as the general path moves them. Why: live,
+        each stream brings one window per tick, and the general path's ~40 numpy calls per
+        stream were a quarter of the scheduler's time at 128 headsets.
+        """
+        m = batch.m
+        if (
+            batch.breaks
+            or m != batch.k
+            or probs.shape != (m, len(ARTIFACT_LABELS) + 1)
+            or self._fault is not None
+            or batch.sideways is None
+            or batch.sideways.any()
+            or self._dead.any()
+            or batch.dead.any()
+        ):
+            return False
+        p = np.asarray(probs, dtype=np.float64)
+        if not self.builder.advance_idle(p, batch.onset_times, batch.end_times):
+            return False
+        if self.person is not None and batch.logp is not None:
+            na = len(ARTIFACT_LABELS)
+            resting = (p.argmax(axis=1) == na) & (p[:, :na].max(axis=1) < RELEASE)
+            self.person.observe(batch.ends, batch.logp, resting)
+        counts = self._counts
+        counts["windows"] += m
+        counts["classified"] += m
+        return True
+
     # -- internals ----------------------------------------------------------------------------
 
     def _validate(
@@ -323,6 +358,14 @@ class Detector(StatusReports):
                 f"{t.shape}; map the source's channels by label first"
             )
         return x, t
+
+    def _note_gaps(self, dt: FloatArray) -> None:
+        """Breaks before the samples of the chunk being ingested whose step ``dt`` is a gap."""
+        for i in np.flatnonzero((dt > GAP_S) | (dt < 0)).tolist():
+            self._add_break(self.ring.total + i)
+            log.info(
+                "%s: gap of %.3f s before sample %d", self.stream_id, dt[i], self.ring.total + i
+            )
 
     def _add_break(self, index: int) -> None:
         if index <= self._segment_start and not self._breaks:

@@ -109,6 +109,8 @@ class EventBuilder:
         own = {str(k): v for k, v in settings.class_thresholds.items()}
         self.thresholds = np.array([own.get(lab, settings.threshold) for lab in self.labels])
         self.release = min(release, float(self.thresholds.min()))
+        self._start_at: list[float] = self.thresholds.tolist()  #: the same, for one window
+        self._hysteresis = self.release < float(self.thresholds.max())
         self.hop_s = settings.hop / FS
         self._prefix_n = max(1, int(math.ceil(PREFIX_S / self.hop_s)))
         self._clock = clock
@@ -141,6 +143,9 @@ class EventBuilder:
         (possibly from the previous call) carries that label.
         """
         k = probs.shape[0]
+        if k == 1:  # live, the usual: plain Python is several times faster for one window
+            code, strong1 = self._code_one(probs[0].tolist())
+            return np.array([code], dtype=np.int64), np.array([strong1])
         na = len(self.labels)
         valid = np.asarray(~np.isnan(probs).any(axis=1))
         lab = np.where(valid[:, None], probs, -1.0).argmax(axis=1)
@@ -148,7 +153,7 @@ class EventBuilder:
         strong = valid & (lab < na) & (top >= self.thresholds[np.minimum(lab, na - 1)])
         codes = np.where(valid, NOTHING, BARRIER)
         codes[strong] = lab[strong]
-        if self.release < self.thresholds.max():
+        if self._hysteresis:
             with np.errstate(invalid="ignore"):
                 weak_all = probs[:, :na] >= self.release  # NaN rows: False
             for L in range(na):
@@ -163,6 +168,19 @@ class EventBuilder:
                 is_l = weak & ((seen >= block) | carried)
                 codes[is_l & (codes == NOTHING)] = L
         return codes, strong
+
+    def _code_one(self, row: list[float]) -> tuple[int, bool]:
+        """:meth:`codes` of a single window (``row``: its probabilities): code and strong."""
+        if any(math.isnan(v) for v in row):
+            return BARRIER, False  # not classified
+        na = len(self.labels)
+        lab = max(range(na + 1), key=row.__getitem__)  # the first maximum, as argmax
+        if lab < na and row[lab] >= self._start_at[lab]:
+            return lab, True
+        prev = self._prev_code
+        if self._hysteresis and 0 <= prev < na and row[prev] >= self.release:
+            return prev, False  # a weak window carries the label of the window before it
+        return NOTHING, False
 
     def feed(
         self,
@@ -181,7 +199,7 @@ class EventBuilder:
         k = int(probs.shape[0])
         if k == 0:
             return out
-        if self._run is None and self._quiet(probs, onset_times, end_times):
+        if self.advance_idle(probs, onset_times, end_times):
             return out
         s = self.settings
         codes, strong = self.codes(probs)
@@ -215,33 +233,58 @@ class EventBuilder:
                     out += self._end(end_times, unix_offset, emit_at=lim, split_at=onset_times[lim])
                     self._run = self._start(c, base + lim, all_p, all_on, edge=False)
                 i = lim
-        self._prev_code = int(codes[-1])
-        self._hist_p = all_p[-(self._prefix_n + 1) :].copy()
-        self._hist_on = all_on[-(self._prefix_n + 1) :].copy()
-        self._last_end_time = float(end_times[-1])
+        self._remember(all_p, all_on, float(end_times[-1]), int(codes[-1]))
         return out
 
-    def _quiet(self, probs: FloatArray, onset_times: FloatArray, end_times: FloatArray) -> bool:
+    def advance_idle(
+        self, probs: FloatArray, onset_times: FloatArray, end_times: FloatArray
+    ) -> bool:
         """Advance over windows that cannot start a run (most of them); False if one might.
 
-        No artifact probability reaches even the release level, so every code is NOTHING (or
-        BARRIER for an unclassified window) and no run is open: only the history moves on,
-        exactly as :meth:`feed` would move it. Why: the scheduler feeds every stream every
-        tick, and this spares it :meth:`codes`' dozen numpy calls per stream.
+        No run is open and no window is strong enough to start one, so nothing is emitted and
+        only the history and the last code move on, as :meth:`feed` moves them (the same
+        :meth:`_remember`). Why: the scheduler feeds every stream every tick, one window each,
+        and this spares it :meth:`codes`' dozen numpy calls per stream: one window is decided
+        in plain Python (the same rules as :meth:`codes`), several when none even reaches the
+        release level.
         """
+        if self._run is not None:
+            return False
+        if probs.shape[0] != 1:
+            return self._advance_quiet(probs, onset_times, end_times)
+        code, strong = self._code_one(probs[0].tolist())
+        if strong:
+            return False  # a run may start
+        all_p = np.concatenate([self._hist_p, probs])
+        all_on = np.concatenate([self._hist_on, onset_times])
+        self._remember(all_p, all_on, float(end_times[-1]), code)
+        return True
+
+    def _advance_quiet(
+        self, probs: FloatArray, onset_times: FloatArray, end_times: FloatArray
+    ) -> bool:
+        """:meth:`advance_idle` for several windows: only when none reaches the release level."""
         with np.errstate(invalid="ignore"):
             if (probs[:, : len(self.labels)] >= self.release).any():
                 return False
-        keep = self._prefix_n + 1
-        if probs.shape[0] >= keep:
-            self._hist_p = probs[-keep:].copy()
-            self._hist_on = onset_times[-keep:].copy()
-        else:
-            self._hist_p = np.concatenate([self._hist_p, probs])[-keep:]
-            self._hist_on = np.concatenate([self._hist_on, onset_times])[-keep:]
-        self._prev_code = BARRIER if np.isnan(probs[-1]).any() else NOTHING
-        self._last_end_time = float(end_times[-1])
+        if probs.shape[0] <= self._prefix_n:  # too few to fill the history alone
+            probs = np.concatenate([self._hist_p, probs])
+            onset_times = np.concatenate([self._hist_on, onset_times])
+        code = BARRIER if np.isnan(probs[-1]).any() else NOTHING
+        self._remember(probs, onset_times, float(end_times[-1]), code)
         return True
+
+    def _remember(self, probs: FloatArray, onset_times: FloatArray, end: float, code: int) -> None:
+        """The state the next call continues from: the newest windows, the last code, the end.
+
+        ``probs`` and ``onset_times`` end with the windows just fed (preceded by the history
+        where they alone are too few).
+        """
+        keep = self._prefix_n + 1
+        self._hist_p = probs[-keep:].copy()
+        self._hist_on = onset_times[-keep:].copy()
+        self._prev_code = code
+        self._last_end_time = end
 
     def close(self, unix_offset: float) -> list[ArtifactEvent]:
         """End the open run at a gap, a signal fault or the end of a file."""

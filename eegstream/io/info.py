@@ -1,13 +1,12 @@
 """``eegstream info``: what a user checks first about a recording, before trusting detections.
 
 :func:`analyse_recording` does the work and returns a :class:`RecordingInfo` (tested directly);
-:func:`format_info` and :func:`run_info` only print it. The recording is looked at as recorded
-(no resampling), so counts such as interpolated samples refer to the file's own rows.
+:func:`format_info` turns it into the text ``eegstream info`` prints. The recording is looked at
+as recorded (no resampling), so counts such as interpolated samples refer to the file's own rows.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import os
@@ -15,7 +14,6 @@ import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ from eegstream.settings import FS, MODEL_ELECTRODES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChannelSummary", "RecordingInfo", "analyse_recording", "format_info", "run_info"]
+__all__ = ["ChannelSummary", "RecordingInfo", "analyse_recording", "format_info"]
 
 SEGMENT_S = 2.0  #: length of the segments whose spread flags flat / noisy electrodes
 FLAT_UV = 1.0  #: segment std below this is a flat line (Emotiv's LSB is ~0.13 uV)
@@ -374,13 +372,3 @@ def format_info(info: RecordingInfo) -> str:
     if has_q:
         lines.append(f"contact quality from {info.quality_source}.* columns (0 none .. 4 good)")
     return "\n".join(lines)
-
-
-def run_info(args: argparse.Namespace) -> int:
-    """CLI handler of ``eegstream info FILE [--fs HZ]``: print the report, return 0."""
-    from eegstream.settings import settings_of
-
-    settings = settings_of(args)
-    info = inspect_recording(Path(args.file), fs=args.fs, fault_limit_uv=settings.fault_limit_uv)
-    print(format_info(info))  # noqa: T201 - the CLI's result goes to stdout
-    return 0

@@ -10,9 +10,9 @@ lists is *gone* and skipped quietly for as long.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pylsl
 
@@ -28,6 +28,15 @@ __all__ = ["Discovery"]
 
 #: Seconds a stream that failed to open during discovery is left alone before another try.
 _RETRY_REJECTED_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    """A stream discovery leaves alone until ``at + _RETRY_REJECTED_S`` (monotonic)."""
+
+    at: float
+    what: str  #: the stream, as the status names it
+    why: str | None  #: why it was rejected; None: its outlet had closed (not listed)
 
 
 class Discovery:
@@ -65,12 +74,12 @@ class Discovery:
         self.resolve_timeout = resolve_timeout
         self.max_chunk = max_chunk
         self.clock = clock
-        self._rejected: dict[str, tuple[float, str, str]] = {}  # uid -> (monotonic, what, why)
-        self._gone: dict[str, float] = {}  # uid -> monotonic time its outlet was found closed
+        #: uid -> why it is left alone for a while: rejected (listed in the status) or gone
+        self._skipped: dict[str, _Skipped] = {}
 
     def rejected(self) -> dict[str, str]:
         """Streams that failed to open: ``{stream: why}`` (any thread)."""
-        return {what: why for _, what, why in dict(self._rejected).values()}
+        return {s.what: s.why for s in list(self._skipped.values()) if s.why is not None}
 
     def run(self, stop: threading.Event) -> None:
         """Look every ``interval`` seconds until ``stop`` is set (never blocks ticks)."""
@@ -98,11 +107,8 @@ class Discovery:
         if self.registry.claimed(stream_key(desc)):
             return  # attached (or failed: left alone) - its inlet handles recovery
         # by uid: a dead outlet that the resolver still lists must not hold up its successor
-        seen = self._rejected.get(desc.uid)
-        now = self.clock.monotonic()
-        if seen is not None and now - seen[0] < _RETRY_REJECTED_S:
-            return
-        if now - self._gone.get(desc.uid, -math.inf) < _RETRY_REJECTED_S:
+        seen = self._skipped.get(desc.uid)
+        if seen is not None and self.clock.monotonic() - seen.at < _RETRY_REJECTED_S:
             return
         inlet = EEGInlet(
             desc.name,
@@ -117,14 +123,26 @@ class Discovery:
             entry = self.registry.entry(inlet, None)
         except StreamGoneError as exc:  # a dead outlet the resolver still lists: not rejected
             log.debug("not attaching %s: %s", desc, exc)
-            now = self.clock.monotonic()
-            self._gone = {u: t for u, t in self._gone.items() if now - t < _RETRY_REJECTED_S}
-            self._gone[desc.uid] = now
+            self._skip(desc, None)
             return
         except EegstreamError as exc:
-            if seen is None:
+            if seen is None or seen.why is None:
                 log.warning("not attaching %s: %s", desc, exc)
-            self._rejected[desc.uid] = (self.clock.monotonic(), str(desc), str(exc))
+            self._skip(desc, str(exc))
             return
-        self._rejected.pop(desc.uid, None)
+        self._skipped.pop(desc.uid, None)
         self.attach(entry)
+
+    def _skip(self, desc: StreamDescription, why: str | None) -> None:
+        """Leave ``desc`` alone for a while: rejected (``why``) or gone (``None``, not listed).
+
+        Gone outlets are forgotten once their time is up (the resolver drops them soon after
+        they close); rejected ones stay listed until they open.
+        """
+        now = self.clock.monotonic()
+        self._skipped = {
+            u: s
+            for u, s in self._skipped.items()
+            if s.why is not None or now - s.at < _RETRY_REJECTED_S
+        }
+        self._skipped[desc.uid] = _Skipped(now, str(desc), why)

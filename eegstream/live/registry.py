@@ -11,6 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pylsl
 
 from eegstream.detector import Detector
 from eegstream.errors import EegstreamError
@@ -19,7 +22,18 @@ from eegstream.live.ports import SYSTEM_CLOCK, Clock, Inlet
 from eegstream.live.session import StreamSession
 from eegstream.stream.inlet import StreamDescription
 
-__all__ = ["StreamRegistry", "connect_all", "stream_key"]
+__all__ = ["StreamRegistry", "StreamSpec", "connect_all", "stream_key"]
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """One stream to attach: any of name, type and source id, or an already resolved ``info``."""
+
+    name: str | None = None
+    stype: str | None = "EEG"
+    source_id: str | None = None
+    stream_id: str | None = None  #: default: the stream's name (made unique)
+    info: pylsl.StreamInfo | None = None
 
 
 def stream_key(desc: StreamDescription) -> str:

@@ -37,12 +37,10 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pylsl
 from threadpoolctl import threadpool_limits
 
 from eegstream.detector import Detector
@@ -52,7 +50,7 @@ from eegstream.live.commands import Attach, CommandQueue, Remove
 from eegstream.live.contract import ModelInfo, Sink
 from eegstream.live.discovery import Discovery
 from eegstream.live.ports import SYSTEM_CLOCK, Inlet
-from eegstream.live.registry import StreamRegistry, connect_all
+from eegstream.live.registry import StreamRegistry, StreamSpec, connect_all
 from eegstream.live.session import LiveArtifactEvent, StreamSession
 from eegstream.live.ticker import Ticker
 from eegstream.preprocess import FeaturePipeline
@@ -62,27 +60,12 @@ from eegstream.stream.threads import ThreadOwner
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "LiveArtifactEvent",
-    "MultiStreamPipeline",
-    "StreamSpec",
-]
+__all__ = ["LiveArtifactEvent", "MultiStreamPipeline", "StreamSpec"]
 
 #: Samples pulled at most per stream and tick (2 s at 128 Hz). When the process has fallen
 #: behind, this bounds one tick (all streams' windows in one batch) to a few seconds of work,
 #: so messages keep flowing while it catches up instead of arriving in one burst per minute.
 _MAX_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class StreamSpec:
-    """One stream to attach: any of name, type and source id, or an already resolved ``info``."""
-
-    name: str | None = None
-    stype: str | None = "EEG"
-    source_id: str | None = None
-    stream_id: str | None = None  #: default: the stream's name (made unique)
-    info: pylsl.StreamInfo | None = None
 
 
 # --- the pipeline -----------------------------------------------------------------------------------

@@ -7,24 +7,24 @@ programs and tests have always imported them. SIGTERM exits 0 (a requested stop)
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
-from eegstream.errors import EegstreamError
 from eegstream.service.api import create_app
 from eegstream.service.server import BackgroundServer, local_host, serve_app, uvicorn_config
 from eegstream.service.state import PipelineFactory, get_service
-from eegstream.settings import Settings, settings_of
+from eegstream.settings import Settings
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """``eegstream serve``: detect on live LSL streams and serve the events."""
+def serve(settings: Settings) -> int:
+    """``eegstream serve``: detect on live LSL streams and serve the events; the exit status."""
     from eegstream.service.detection import preload
 
-    settings = settings_of(args)
     factory = preload(settings)  # bundle, engine and stream checked now: errors exit 2 at once
     app = create_app(settings, factory)
     return serve_app(app, settings, banner=_banner(settings))
@@ -41,8 +41,23 @@ def _banner(settings: Settings) -> list[str]:
     ]
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """``eegstream demo``: replay the bundled demo recording through LSL and serve it."""
+@dataclass(frozen=True)
+class Demo:
+    """The demo's app, the settings it detects with (its own stream) and the lines to print."""
+
+    app: FastAPI
+    settings: Settings
+    banner: list[str]
+
+
+@contextlib.contextmanager
+def demo_service(settings: Settings, *, speed: float = 1.0) -> Iterator[Demo]:
+    """The bundled demo recording replayed on LSL (looping), and an app detecting on it.
+
+    The stream gets a fresh name and source id, so a demo never attaches to another program's
+    stream; ``settings`` (flags, env and config file) give everything else. The replay stops
+    when the block ends.
+    """
     from eegstream.io.emotiv import read_recording
     from eegstream.service.detection import preload
     from eegstream.simulate import demo_recording_path
@@ -50,45 +65,39 @@ def run_demo(args: argparse.Namespace) -> int:
 
     name = f"eegstream-demo-{uuid.uuid4().hex[:8]}"
     source_id = f"eegstream-demo-{uuid.uuid4().hex}"
-    base = settings_of(args)  # flags, env and config file, as every command
-    settings = Settings.model_validate(
-        {**base.model_dump(), "stream_name": [name], "source_id": source_id}
+    demo = Settings.model_validate(
+        {**settings.model_dump(), "stream_name": [name], "source_id": source_id}
     )
-    if args.speed <= 0:
-        raise EegstreamError(
-            f"--speed {args.speed}: the demo is live, so it needs a positive speed (1 = real time)"
-        )
-    if args.duration is not None and args.duration <= 0:
-        raise EegstreamError(f"--duration {args.duration}: expected a number of seconds > 0")
     recording = read_recording(demo_recording_path())
-    with Player(recording, name=name, source_id=source_id, speed=args.speed, loop=True):
-        factory = preload(settings)
-        app = create_app(settings, factory)
+    with Player(recording, name=name, source_id=source_id, speed=speed, loop=True):
+        factory = preload(demo)
+        app = create_app(demo, factory)
         banner = [
             f"replaying the demo recording {demo_recording_path().name} as LSL stream {name!r}",
-            *_banner(settings),
+            *_banner(demo),
         ]
-        if args.duration is None:
-            return serve_app(app, settings, banner=banner)
-        return _serve_for(app, settings, banner, args.duration)
+        yield Demo(app, demo, banner)
 
 
-def _serve_for(app: FastAPI, settings: Settings, banner: list[str], seconds: float) -> int:
-    """Serve in the background for ``seconds`` (``demo --duration``), then shut down cleanly."""
+def serve_for(app: FastAPI, settings: Settings, banner: list[str], seconds: float) -> int:
+    """Serve in the background for ``seconds`` (``demo --duration``), then shut down cleanly.
+
+    Returns the number of messages the hub published (what ``demo`` reports when it stops).
+    """
     with BackgroundServer(app, settings, banner=banner) as server:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and server.running:
             time.sleep(0.1)
-        events = get_service(app).hub.seq
-    print(f"stopped after {seconds:g} s; {events} messages published", flush=True)  # noqa: T201
-    return 0
+        return get_service(app).hub.seq
 
 
 __all__ = [
     "BackgroundServer",
+    "Demo",
     "PipelineFactory",
-    "run_demo",
-    "run_serve",
+    "demo_service",
+    "serve",
     "serve_app",
+    "serve_for",
     "uvicorn_config",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -93,9 +94,12 @@ class ChannelMap:
     scale: npt.NDArray[np.float64] = field(default_factory=lambda: np.ones(len(ELECTRODES)))
     absent: tuple[str, ...] = ()  #: optional electrodes the stream lacks (NaN columns)
 
-    @property
+    @cached_property
     def unity(self) -> bool:
-        """True when the selected columns are already microvolts of every electrode."""
+        """True when the selected columns are already microvolts of every electrode.
+
+        Cached: the inlet asks on every pull, and ``scale`` never changes (frozen).
+        """
         return bool(np.all(self.scale == 1.0))
 
     @property

@@ -7,7 +7,6 @@ the recording's markers on a second, irregular-rate ``Markers`` stream stamped a
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
@@ -33,7 +32,7 @@ DEFAULT_NAME = "EmotivDataStream-EEG"
 SAMPLE_INDEX_LABEL = "SampleIndex"
 #: Label of the interpolation flag channel (EmotivPRO's outlet calls it ``Interpolate``).
 INTERPOLATED_LABEL = "Interpolated"
-#: Seconds the CLI keeps the outlets open after the last sample so inlets can drain them.
+#: Seconds :func:`play` keeps the outlets open after the last sample so inlets can drain them.
 _LINGER_S = 1.0
 
 
@@ -319,7 +318,7 @@ class Player(ThreadOwner):
             self.markers_pushed += 1
 
 
-# --- CLI ------------------------------------------------------------------------------------------
+# --- playing in the foreground (``eegstream replay``) ---------------------------------------------
 
 
 @contextlib.contextmanager
@@ -342,60 +341,18 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def run_replay(args: argparse.Namespace) -> int:
-    """CLI handler of ``eegstream replay``: publish a recording until it ends or Ctrl-C."""
-    from eegstream.io.emotiv import read_recording
+def play(player: Player, linger: float = _LINGER_S) -> bool:
+    """Run ``player`` until its recording ends or Ctrl-C / SIGTERM; True when a signal stopped it.
 
-    speed = float(args.speed)
-    if not (math.isfinite(speed) and speed >= 0):
-        raise EegstreamError(
-            f"--speed must be >= 0 (1 = real time, 2 = twice as fast, 0 = as fast as possible); "
-            f"got {args.speed}"
-        )
-    if args.file is None:
-        from eegstream.simulate import demo_recording_path
-
-        path = demo_recording_path()
-    else:
-        path = Path(args.file)
-        if not path.is_file():
-            raise EegstreamError(
-                f"recording {path} does not exist or is not a file; give the path of an "
-                f"EmotivPRO CSV (.csv or .csv.gz) or EDF/BDF/FIF (read through MNE), or omit FILE "
-                "to replay the bundled demo"
-            )
-    recording = read_recording(path)
-    player = Player(
-        recording,
-        name=args.name,
-        stype=args.type,
-        source_id=args.source_id,
-        speed=speed,
-        loop=args.loop,
-    )
-    counts = {
-        label: sum(m.label == label for m in recording.markers)
-        for label in sorted({m.label for m in recording.markers})
-    }
-    print(  # noqa: T201 - the CLI's result: what is being published
-        f"replaying {path} ({recording.duration:.1f} s, {recording.fs:g} Hz, markers {counts}) "
-        f"as LSL stream {player.name!r} (type {player.stype!r}, source_id {player.source_id!r}) "
-        f"and {marker_stream_name(player.name)!r} at speed {speed:g}"
-        f"{', looping' if args.loop else ''}; Ctrl-C stops",
-        flush=True,
-    )
+    For a foreground program (``eegstream replay``): the signals only set a flag, so the player
+    is always stopped by its owner, and a recording that ends stays published ``linger`` more
+    seconds so inlets drain its last chunks. A dead player thread re-raises here.
+    """
     stop = threading.Event()
     with _stop_on_signals(stop):
         with player:
             while player.running and not stop.is_set():  # a dead thread re-raises in stop()
                 player.wait(0.2)
             if player.finished and not stop.is_set():
-                stop.wait(_LINGER_S)  # let inlets drain the last chunks
-    if stop.is_set():
-        log.info("replay of %s stopped by the user", path)
-    print(  # noqa: T201
-        f"replay stopped after {player.samples_pushed} samples "
-        f"({player.samples_pushed / player.fs:.1f} s), {player.markers_pushed} markers",
-        flush=True,
-    )
-    return 0
+                stop.wait(linger)  # let inlets drain the last chunks
+    return stop.is_set()

@@ -1,19 +1,22 @@
-"""The ``eegstream`` command: one parser, one subcommand per job; handlers import lazily."""
+"""The ``eegstream`` argument parser: every flag of every command, and the flags' settings.
+
+In one place so the commands share their flags and help texts. The handler modules it names
+import the library only when a handler runs, so ``eegstream --help`` loads no engine, no
+TensorFlow and no uvicorn.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from eegstream import __version__
-from eegstream.errors import EegstreamError
+from eegstream.cli import bench, calibrate, detect, recordings, serve, train
 from eegstream.settings import BACKENDS, Settings, load_settings
 
-log = logging.getLogger("eegstream")
+__all__ = ["RECORDING_HELP", "build_parser", "command_settings"]
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
@@ -75,8 +78,9 @@ _SETTING_FLAGS: dict[str, str] = {
 def command_settings(args: argparse.Namespace) -> Settings:
     """The settings of one command: its flags over ``EEGSTREAM_*`` over the config file.
 
-    Every command goes through here (``main`` stores the result as ``args.settings``), so
-    ``detect`` and ``serve`` given the same file, variables and flags agree.
+    Every command goes through here (``main`` stores the result as ``args.settings``, where
+    the handlers read it), so ``detect`` and ``serve`` given the same file, variables and flags
+    agree.
     """
     overrides: dict[str, Any] = {
         field: getattr(args, flag, None) for flag, field in _SETTING_FLAGS.items()
@@ -136,39 +140,6 @@ def _add_stream_select(p: argparse.ArgumentParser) -> None:
     )
 
 
-# --- handlers: each imports what it needs so `eegstream --help` stays fast -----------------------
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from eegstream.io.info import run_info
-
-    return run_info(args)
-
-
-def _cmd_simulate(args: argparse.Namespace) -> int:
-    from eegstream.simulate import run_simulate
-
-    return run_simulate(args)
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from eegstream.train import run_train
-
-    return run_train(args)
-
-
-def _cmd_detect(args: argparse.Namespace) -> int:
-    from eegstream.offline import run_detect
-
-    return run_detect(args)
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from eegstream.offline import run_evaluate
-
-    return run_evaluate(args)
-
-
 def _add_profile(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--profile",
@@ -177,36 +148,6 @@ def _add_profile(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="user profile from `eegstream calibrate` (the person's baseline and thresholds)",
     )
-
-
-def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from eegstream.calibrate_live import run_calibrate
-
-    return run_calibrate(args)
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from eegstream.stream.replay import run_replay
-
-    return run_replay(args)
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    from eegstream.service.run import run_serve
-
-    return run_serve(args)
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from eegstream.service.run import run_demo
-
-    return run_demo(args)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from eegstream.bench import run_bench
-
-    return run_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,12 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = add("info", _cmd_info, "Summarise a recording: rate, channels, markers, signal quality.")
+    p = add(
+        "info",
+        recordings.run_info,
+        "Summarise a recording: rate, channels, markers, signal quality.",
+    )
     p.add_argument("file", type=Path, help=f"{RECORDING_HELP}, or a plain CSV of channel columns")
     p.add_argument("--fs", type=float, default=None, help="sampling rate when the file lacks one")
 
     p = add(
-        "simulate", _cmd_simulate, "Write a realistic simulated EmotivPRO recording with markers."
+        "simulate",
+        recordings.run_simulate,
+        "Write a realistic simulated EmotivPRO recording with markers.",
     )
     p.add_argument("out", type=Path, help="output CSV path")
     p.add_argument("--duration", type=float, default=300.0, help="seconds (default: 300)")
@@ -246,7 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-confounders", action="store_true", help="no eye movements, pops, drop-outs"
     )
 
-    p = add("train", _cmd_train, "Train the CNN on marker-labelled recordings and export a bundle.")
+    p = add(
+        "train", train.run_train, "Train the CNN on marker-labelled recordings and export a bundle."
+    )
     p.add_argument(
         "recordings", type=Path, nargs="*", help=f"recordings with markers: {RECORDING_HELP}"
     )
@@ -262,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim-duration", type=float, default=240.0, help="seconds per simulated subject"
     )
 
-    p = add("detect", _cmd_detect, "Detect artifacts in a recording, as fast as possible.")
+    p = add("detect", detect.run_detect, "Detect artifacts in a recording, as fast as possible.")
     p.add_argument("file", type=Path, help=f"recording: {RECORDING_HELP}")
     _add_backend(p)
     _add_settings(p)
@@ -277,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_marker_map(p)
     _add_profile(p)
 
-    p = add("evaluate", _cmd_evaluate, "Compare detections with the recordings' markers.")
+    p = add("evaluate", detect.run_evaluate, "Compare detections with the recordings' markers.")
     p.add_argument(
         "files", type=Path, nargs="*", help=f"marker-labelled recordings: {RECORDING_HELP}"
     )
@@ -305,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "calibrate",
-        _cmd_calibrate,
+        calibrate.run_calibrate,
         "Calibrate to a person: a two-minute protocol of cued blinks and jaw clenches -> profile.",
     )
     p.add_argument(
@@ -338,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend(p)
     _add_settings(p)
 
-    p = add("replay", _cmd_replay, "Publish a recording as a live LSL stream (plus its markers).")
+    p = add(
+        "replay",
+        recordings.run_replay,
+        "Publish a recording as a live LSL stream (plus its markers).",
+    )
     p.add_argument(
         "file", type=Path, nargs="?", default=None, help=f"{RECORDING_HELP} (default: demo)"
     )
@@ -352,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "serve",
-        _cmd_serve,
+        serve.run_serve,
         "Detect artifacts on live LSL streams and serve them over HTTP/websocket.",
     )
     _add_stream_select(p)
@@ -388,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(p)
     _add_backend(p)
 
-    p = add("demo", _cmd_demo, "Replay the bundled demo recording and serve its detections.")
+    p = add("demo", serve.run_demo, "Replay the bundled demo recording and serve its detections.")
     p.add_argument("--host", default=None, help="bind address (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: 8000)")
     p.add_argument(
@@ -405,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(p)
 
     p = add(
-        "bench", _cmd_bench, "Measure features, every engine and the original pipeline; print JSON."
+        "bench",
+        bench.run_bench,
+        "Measure features, every engine and the original pipeline; print JSON.",
     )
     p.add_argument("--json", type=Path, default=None, help="also write the report here")
     p.add_argument("--calls", type=int, default=1000, help="batch-1 calls per engine")
@@ -433,26 +388,3 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tests: few calls
     _add_backend(p)
     return parser
-
-
-#: Commands that talk to liblsl (the others never load it).
-_LSL_COMMANDS = frozenset({"replay", "serve", "demo", "bench", "calibrate"})
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print one line on stderr and exit 2."""
-    args = build_parser().parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command in _LSL_COMMANDS and not args.verbose:
-        from eegstream.stream.lslconfig import quiet_liblsl
-
-        quiet_liblsl()  # before liblsl starts: its INFO lines only with -v
-    try:
-        args.settings = command_settings(args)
-        return int(args.handler(args))
-    except EegstreamError as exc:
-        print(f"eegstream {args.command}: error: {exc}", file=sys.stderr)  # noqa: T201
-        return 2
-    except KeyboardInterrupt:
-        return 130

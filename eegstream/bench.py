@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import signal
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from eegstream.bundle import ModelBundle
@@ -369,6 +370,80 @@ def _bench_detector(bundle: ModelBundle, engine: Engine, cfg: BenchConfig) -> di
     }
 
 
+def _bench_tick(bundle: ModelBundle, engine: Engine, cfg: BenchConfig) -> dict[str, Any]:
+    """CPU per window of the scheduler's tick across many streams, LSL left out.
+
+    Why: with many headsets the per-stream Python of a tick (ingest, checks, applying the
+    decisions), not inference, decided how many a core serves. ``Ticker.tick`` runs over
+    :class:`~eegstream.live.memory.MemoryInlet` sessions fed 8-sample chunks of simulated
+    subjects (the real detector, features and ONNX Runtime), after the 30 s signal-baseline
+    warm-up; every stream's chunk in one tick (``all``) or an eighth of them per tick
+    (``eighth``, staggered like real headsets). Three consecutive spans each; median and range.
+    """
+    from eegstream.detector import Detector
+    from eegstream.live.memory import MemoryInlet, StepClock
+    from eegstream.live.session import StreamSession
+    from eegstream.live.ticker import Ticker
+    from eegstream.settings import load_settings
+    from eegstream.simulate import simulate_recording
+    from eegstream.stream.inlet import Chunk
+
+    settings = load_settings()
+    n, hop = (16 if cfg.quick else 128), settings.hop
+    warm_s, span_s, spans = (32.0, 1.0, 3) if cfg.quick else (40.0, 10.0, 3)
+    length = warm_s + 2 * spans * span_s + 2.0
+    recs = [
+        simulate_recording(length, 9000 + k, blink_rate=20.0, clench_rate=10.0) for k in range(4)
+    ]
+    clock = StepClock()
+    ticker = Ticker(engine, bundle.features, clock=clock)
+    feeds: list[tuple[MemoryInlet, Any, int]] = []
+    for i in range(n):
+        inlet = MemoryInlet(f"bench-{i}")
+        det = Detector(engine, bundle.features, settings, f"bench-{i}", clock=None)
+        ticker.attach(
+            StreamSession(f"bench-{i}", f"bench-{i}", inlet, det, lambda m: None, clock=clock)
+        )
+        feeds.append((inlet, recs[i % 4], (i // 4) * 37))  # subjects shared, offset in time
+    hop_s = hop / FS
+
+    def run(first: int, hops: int, groups: int) -> float:
+        """Seconds of CPU per window over ``hops`` hops of every stream."""
+        w0, t0 = ticker.windows, time.process_time()
+        for j in range(first, first + hops):
+            for g in range(groups):
+                for q in range(g, n, groups):
+                    inlet, rec, off = feeds[q]
+                    a = off + j * hop
+                    inlet.feed(Chunk(rec.data[a : a + hop], rec.timestamps[a : a + hop]))
+                clock.t += hop_s / groups
+                ticker.tick()
+        return (time.process_time() - t0) / max(1, ticker.windows - w0)
+
+    hops_warm, hops_span = int(warm_s / hop_s), int(span_s / hop_s)
+    out: dict[str, Any] = {"streams": n, "span_s": span_s, "spans": spans}
+    with threadpool_limits(1, user_api="blas"):  # as MultiStreamPipeline.start sets it
+        run(0, hops_warm, 1)
+        pos = hops_warm
+        for label, groups in (("all", 1), ("eighth", 8)):
+            us = []
+            for _ in tqdm(range(spans), desc=f"tick ({label})", file=sys.stderr, leave=False,
+                          disable=cfg.quick or not cfg.progress):  # fmt: skip
+                us.append(run(pos, hops_span, groups) * 1e6)
+                pos += hops_span
+            out[label] = {
+                "windows_per_tick": n // groups,
+                "us_per_window_p50": _r(float(np.median(us))),
+                "us_per_window_min": _r(min(us)),
+                "us_per_window_max": _r(max(us)),
+            }
+    out["description"] = (
+        "Ticker.tick over in-memory sessions (detector + features + ONNX Runtime, no LSL): "
+        "process CPU time per window"
+    )
+    return out
+
+
 # --- the whole report ------------------------------------------------------------------------
 
 
@@ -469,6 +544,8 @@ def _measure(
     )
     _settle(cfg)
     report["detector"] = _bench_detector(bundle, loaded["onnxruntime"], cfg)
+    _settle(cfg)
+    report["tick"] = _bench_tick(bundle, loaded["onnxruntime"], cfg)
     try:
         _settle(cfg)
         report["original"] = _bench_original(

@@ -84,6 +84,14 @@ def _check_report(report: dict[str, Any], bundle: ModelBundle) -> None:
     assert detector["hop_p99_us"] >= detector["hop_p50_us"] > 0
     if detector["event_hops"]:
         assert detector["event_hop_p99_us"] >= detector["event_hop_p50_us"] > 0
+    tick = report["tick"]
+    assert tick["streams"] == 16
+    assert tick["spans"] == 3
+    for label, per_tick in (("all", 16), ("eighth", 2)):
+        part = tick[label]
+        assert part["windows_per_tick"] == per_tick
+        assert part["us_per_window_max"] >= part["us_per_window_p50"] >= part["us_per_window_min"]
+        assert part["us_per_window_min"] > 0
     batch1_rate = 1e6 / ort["batch1_p50_us"]
     assert report["batch64_vs_batch1"] == pytest.approx(
         ort["batch64_windows_per_s"] / batch1_rate, rel=2e-3

@@ -4,12 +4,10 @@ Each test builds :class:`~eegstream.live.session.StreamSession` objects around a
 hands out prepared :class:`~eegstream.stream.inlet.Chunk` objects and
 :class:`~eegstream.stream.inlet.InletEvent` objects, with the real detector and the committed
 model, and drives them through :class:`~eegstream.live.ticker.Ticker` (the tick across sessions)
-by hand, reading the time from :class:`FakeClock`.
+by hand, reading the time from a clock that moves only when told (``live/memory.py``).
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -22,11 +20,12 @@ from eegstream.engines.base import Engine
 from eegstream.errors import EegstreamError
 from eegstream.events import ArtifactEvent, StatusMessage
 from eegstream.io.recording import Recording
+from eegstream.live.memory import UNIX_OFFSET, MemoryInlet, StepClock
 from eegstream.live.scheduler import LiveArtifactEvent
 from eegstream.live.session import StreamSession
 from eegstream.live.ticker import Ticker
 from eegstream.settings import ELECTRODES, Settings
-from eegstream.stream.inlet import Chunk, Gap, InletEvent, InletStats, StreamDescription
+from eegstream.stream.inlet import Chunk, Gap, InletEvent
 
 pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
@@ -34,75 +33,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 F64 = npt.NDArray[np.float64]
-UNIX_OFFSET = 1_700_000_000.0  #: the fake unix clock is the fake LSL clock plus this
-
-
-class FakeClock:
-    """Time moves only when a test says so."""
-
-    def __init__(self, t: float = 100.0) -> None:
-        self.t = t
-
-    def unix(self) -> float:
-        return UNIX_OFFSET + self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def lsl(self) -> float:
-        return self.t
-
-
-class MemoryInlet:
-    """An inlet whose pulls return prepared chunks (one per pull) and whose events are queued."""
-
-    def __init__(self, name: str) -> None:
-        self.stats = InletStats()
-        self.description: StreamDescription | None = StreamDescription(
-            name, "EEG", f"src-{name}", f"uid-{name}", "localhost", 128.0, 14, 1
-        )
-        self.channels = None
-        self.fs = 128.0
-        self.source_fs = 128.0
-        self.state = "connected"
-        self.running = True
-        self.waiting = 0  #: what backlog() reports
-        self.disconnects = 0
-        self.fail_with: Exception | None = None
-        self._chunks: deque[Chunk] = deque()
-        self._events: list[InletEvent] = []
-
-    def feed(self, chunk: Chunk) -> None:
-        self._chunks.append(chunk)
-
-    def post(self, event: InletEvent) -> None:
-        self._events.append(event)
-
-    def pull(self, timeout: float = 0.0) -> Chunk:
-        if self.fail_with is not None:
-            raise self.fail_with
-        if not self._chunks:
-            return Chunk(np.empty((0, len(ELECTRODES))), np.empty(0))
-        chunk = self._chunks.popleft()
-        self.stats.samples += chunk.n
-        self.stats.nonfinite_samples += chunk.nonfinite
-        self.stats.gaps += len(chunk.gaps)
-        return chunk
-
-    def events(self) -> list[InletEvent]:
-        out, self._events = self._events, []
-        return out
-
-    def backlog(self) -> int:
-        return self.waiting
-
-    def connect(self) -> object:
-        self.running, self.state = True, "connected"
-        return self
-
-    def disconnect(self) -> None:
-        self.running, self.state = False, "disconnected"
-        self.disconnects += 1
+FakeClock = StepClock  #: time moves only when a test says so
 
 
 @pytest.fixture(scope="module")

@@ -213,6 +213,26 @@ class WindowBatch:
         return int(self.windows.shape[0])
 
 
+def empty_batch(breaks: tuple[int, ...], n_model: int) -> WindowBatch:
+    """A batch without windows (nothing due), carrying only the gaps passed (``breaks``)."""
+    return WindowBatch(
+        ends=np.zeros(0, dtype=np.int64),
+        onset_times=np.zeros(0),
+        end_times=np.zeros(0),
+        classify=np.zeros(0, bool),
+        nan=np.zeros(0, bool),
+        fault=np.zeros(0, bool),
+        fault_electrodes=np.zeros((0, n_model), bool),
+        fault_span=np.zeros((0, 2)),
+        fault_peak=np.zeros(0),
+        dead=np.zeros((0, len(ELECTRODES)), bool),
+        windows=np.zeros((0, len(ELECTRODES), WINDOW)),
+        flat=np.zeros((0, n_model), bool),
+        breaks=breaks,
+        sideways=np.zeros(0, bool),
+    )
+
+
 # --- the signal checks, vectorised over the windows of every stream ---------------------------
 
 
@@ -233,7 +253,8 @@ def due_batches(detectors: Sequence[Detector]) -> list[WindowBatch]:
         return [due_batches([d])[0] for d in dets]
     plans = [d._due_ends() for d in dets]
     out: list[WindowBatch | None] = [
-        None if p[0].shape[0] else d._empty_batch(p[2]) for d, p in zip(dets, plans, strict=True)
+        None if p[0].shape[0] else empty_batch(p[2], d.index.shape[0])
+        for d, p in zip(dets, plans, strict=True)
     ]
     live = [i for i, p in enumerate(plans) if p[0].shape[0]]
     if not live:

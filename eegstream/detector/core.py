@@ -381,25 +381,6 @@ class Detector(StatusReports):
             bad = np.abs(x - ref) > self.settings.fault_limit_uv
         self.baseline.update(np.where(bad, np.nan, x) if bad.any() else x)
 
-    def _empty_batch(self, breaks: tuple[int, ...]) -> WindowBatch:
-        nm = self.index.shape[0]
-        return WindowBatch(
-            ends=np.zeros(0, dtype=np.int64),
-            onset_times=np.zeros(0),
-            end_times=np.zeros(0),
-            classify=np.zeros(0, bool),
-            nan=np.zeros(0, bool),
-            fault=np.zeros(0, bool),
-            fault_electrodes=np.zeros((0, nm), bool),
-            fault_span=np.zeros((0, 2)),
-            fault_peak=np.zeros(0),
-            dead=np.zeros((0, len(ELECTRODES)), bool),
-            windows=np.zeros((0, len(ELECTRODES), WINDOW)),
-            flat=np.zeros((0, nm), bool),
-            breaks=breaks,
-            sideways=np.zeros(0, bool),
-        )
-
     def _close_all(self) -> list[Message]:
         """Close the open event and the open fault span (gap, flush)."""
         out: list[Message] = list(self.builder.close(self._unix_offset))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from eegstream.detector.timing import estimate_times
+from eegstream.detector.timing import Run, estimate_times
 from eegstream.events import ArtifactEvent
 from eegstream.settings import ARTIFACT_LABELS, FS, Settings
 
@@ -49,31 +48,6 @@ RELEASE: float = 0.3
 PREFIX_S: float = 0.5
 
 
-@dataclass
-class _Run:
-    """Consecutive windows of one label (the candidate event) and the rising edge before it."""
-
-    label: int
-    first_on: float
-    lead: float  #: the label's probability in the window before the prefix (NaN: unknown)
-    pre_p: FloatArray  #: the rising edge: windows just before the run with p >= RELEASE
-    pre_on: FloatArray
-    p: list[FloatArray] = field(default_factory=list)
-    on: list[FloatArray] = field(default_factory=list)
-    n: int = 0
-    id: str | None = None  #: set once confirmed (onset message emitted)
-    cut: bool = False  #: continues a run cut at max_duration: starts exactly at the cut
-
-    def arrays(self, upto: int | None = None) -> tuple[FloatArray, FloatArray]:
-        """Probability and onset time of the prefix and the run's (first ``upto``) windows."""
-        p = np.concatenate([self.pre_p, *self.p])
-        on = np.concatenate([self.pre_on, *self.on])
-        if upto is None:
-            return p, on
-        k = self.pre_p.shape[0] + upto
-        return p[:k], on[:k]
-
-
 class EventBuilder:
     """Turns per-window class probabilities into artifact events; a small state machine.
 
@@ -90,7 +64,8 @@ class EventBuilder:
     * refractory: a run of a label cannot start on a window whose onset time is within
       ``refractory`` s after the previous event of that label ended.
 
-    Window codes are computed with numpy; the loop runs over runs, not windows.
+    Window codes are computed with numpy (one window alone in plain Python, the live case); the
+    loop runs over runs, not windows.
     """
 
     def __init__(
@@ -122,7 +97,7 @@ class EventBuilder:
 
     def reset(self) -> None:
         """Forget the open run and the refractory state (a new stream)."""
-        self._run: _Run | None = None
+        self._run: Run | None = None
         self._last_end = np.full(len(self.labels), -np.inf)
         self._prev_code = BARRIER  #: code of the last window fed (hysteresis across calls)
         # the last windows fed (probabilities, onset times): rising edges reach back into them
@@ -300,7 +275,7 @@ class EventBuilder:
 
     def _start(
         self, c: int, ci: int, all_p: FloatArray, all_on: FloatArray, *, edge: bool = True
-    ) -> _Run:
+    ) -> Run:
         """A run of label ``c`` from window ``ci`` (index into history + this call's windows).
 
         With ``edge`` the rising edge is taken along: up to ``PREFIX_S`` of windows right before
@@ -316,7 +291,7 @@ class EventBuilder:
             bad = np.flatnonzero(~ok)
             start = lo + (int(bad[-1]) + 1 if bad.size else 0)
         lead = float(all_p[start - 1, c]) if start > 0 else math.nan
-        return _Run(
+        return Run(
             label=c,
             first_on=float(all_on[ci]),
             lead=lead,
@@ -325,7 +300,7 @@ class EventBuilder:
             cut=not edge,
         )
 
-    def _times(self, run: _Run, label: str, upto: int | None = None) -> tuple[float, float]:
+    def _times(self, run: Run, label: str, upto: int | None = None) -> tuple[float, float]:
         p, on = run.arrays(upto)
         onset, offset = estimate_times(label, p, on, run.lead, self.hop_s)
         if run.cut:
@@ -389,7 +364,7 @@ class EventBuilder:
 
     def _event(
         self,
-        run: _Run,
+        run: Run,
         phase: Literal["onset", "final"],
         n: int,
         onset: float,

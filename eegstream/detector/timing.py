@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CROSSING", "TIMING", "Timing", "estimate_times"]
+__all__ = ["CROSSING", "TIMING", "Run", "Timing", "estimate_times"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -66,3 +66,28 @@ def estimate_times(
     onset = crossing + tm.onset_shift
     offset = max(float(on[-1]) + tm.offset_shift, onset + tm.min_length)
     return onset, offset
+
+
+@dataclass
+class Run:
+    """Consecutive windows of one label (the candidate event) and the rising edge before it."""
+
+    label: int
+    first_on: float
+    lead: float  #: the label's probability in the window before the prefix (NaN: unknown)
+    pre_p: FloatArray  #: the rising edge: windows just before the run with p >= ``RELEASE``
+    pre_on: FloatArray
+    p: list[FloatArray] = field(default_factory=list)
+    on: list[FloatArray] = field(default_factory=list)
+    n: int = 0
+    id: str | None = None  #: set once confirmed (onset message emitted)
+    cut: bool = False  #: continues a run cut at max_duration: starts exactly at the cut
+
+    def arrays(self, upto: int | None = None) -> tuple[FloatArray, FloatArray]:
+        """Probability and onset time of the prefix and the run's (first ``upto``) windows."""
+        p = np.concatenate([self.pre_p, *self.p])
+        on = np.concatenate([self.pre_on, *self.on])
+        if upto is None:
+            return p, on
+        k = self.pre_p.shape[0] + upto
+        return p[:k], on[:k]

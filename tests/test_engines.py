@@ -398,17 +398,17 @@ def test_tensorrt_available_names_what_is_missing() -> None:
 def test_plan_cache_key_changes_with_each_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from eegstream.engines.tensorrt import _fast_fp16, _plan_name, cache_dir
+    from eegstream.engines.tensorrt_host import cache_dir, fast_fp16, plan_name
 
     base = dict(digest="a" * 64, trt_version="10.8.0", gpu="NVIDIA H100 80GB HBM3")
-    name = _plan_name(**base, precision="fp16", max_batch=64)
+    name = plan_name(**base, precision="fp16", max_batch=64)
     assert name == "aaaaaaaaaaaaaaaa-trt10.8.0-nvidia-h100-80gb-hbm3-fp16-b64.plan"
     variants = {
-        _plan_name(**{**base, "digest": "b" * 64}, precision="fp16", max_batch=64),
-        _plan_name(**{**base, "trt_version": "11.0.0"}, precision="fp16", max_batch=64),
-        _plan_name(**{**base, "gpu": "NVIDIA A10"}, precision="fp16", max_batch=64),
-        _plan_name(**base, precision="fp32", max_batch=64),
-        _plan_name(**base, precision="fp16", max_batch=32),
+        plan_name(**{**base, "digest": "b" * 64}, precision="fp16", max_batch=64),
+        plan_name(**{**base, "trt_version": "11.0.0"}, precision="fp16", max_batch=64),
+        plan_name(**{**base, "gpu": "NVIDIA A10"}, precision="fp16", max_batch=64),
+        plan_name(**base, precision="fp32", max_batch=64),
+        plan_name(**base, precision="fp16", max_batch=32),
     }
     assert name not in variants
     assert len(variants) == 5
@@ -416,7 +416,7 @@ def test_plan_cache_key_changes_with_each_input(
     assert cache_dir() == tmp_path / "trt"
     monkeypatch.delenv("EEGSTREAM_CACHE")
     assert cache_dir() == Path.home() / ".cache" / "eegstream" / "trt"
-    assert [_fast_fp16(cc) for cc in ((9, 0), (7, 5), (5, 3), (6, 1), (5, 2))] == [
+    assert [fast_fp16(cc) for cc in ((9, 0), (7, 5), (5, 3), (6, 1), (5, 2))] == [
         True,
         True,
         True,

@@ -32,7 +32,7 @@ ENGINE_NAMES: tuple[str, ...] = tuple(b for b in BACKENDS if b != "auto")  #: th
 
 def tensorrt_available() -> tuple[bool, str]:
     """Whether TensorRT can run here, and why not (missing tensorrt, pycuda, or CUDA device)."""
-    from eegstream.engines.tensorrt import tensorrt_available as _available
+    from eegstream.engines.tensorrt_host import tensorrt_available as _available
 
     return _available()
 

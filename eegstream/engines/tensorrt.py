@@ -7,7 +7,8 @@ and asynchronous copies. Batch 1 (the live case: one window per stream per hop) 
 a CUDA graph when pycuda can capture one.
 
 ``tensorrt`` and ``pycuda`` are imported inside the functions that need them, so this module
-imports on any machine; :func:`tensorrt_available` says why TensorRT cannot run where it cannot.
+imports on any machine; ``tensorrt_host.py`` says why TensorRT cannot run where it cannot
+(:func:`tensorrt_available`), names the plan files and forwards TensorRT's log.
 Plans are cached under ``$EEGSTREAM_CACHE/trt`` (default ``~/.cache/eegstream/trt``), keyed by
 the hash of the ONNX file, the TensorRT version, the GPU, the precision and the maximum batch,
 so any change of those rebuilds the plan. Plans are machine-specific: never commit them.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from eegstream.engines.base import BatchedEngine, BundleLike
+from eegstream.engines.tensorrt_host import (
+    cache_dir,
+    fast_fp16,
+    make_logger,
+    plan_name,
+    tensorrt_available,
+)
 from eegstream.errors import EegstreamError
 
 log = logging.getLogger(__name__)
@@ -39,68 +46,6 @@ Precision = Literal["auto", "fp32", "fp16"]
 WORKSPACE_BYTES: int = 256 << 20
 #: ONNX file the bundle may carry for TensorRT 11+, which takes precision from the graph itself.
 FP16_ONNX_NAME: str = "model.fp16.onnx"
-_INSTALL_HINT = "install it with pip install 'eegstream[gpu]' on a machine with an NVIDIA GPU"
-
-
-def tensorrt_available() -> tuple[bool, str]:
-    """``(True, "TensorRT x on GPU")`` when TensorRT can run here, else ``(False, why not)``.
-
-    Checks, in order, the ``tensorrt`` package, ``pycuda``, a CUDA driver and a device, so the
-    reason names the first thing missing.
-    """
-    try:
-        import tensorrt as trt
-    except (ImportError, OSError) as exc:
-        return False, f"the tensorrt package is not installed ({exc}); {_INSTALL_HINT}"
-    try:
-        import pycuda.driver as cuda
-    except (ImportError, OSError) as exc:
-        return False, f"pycuda is not installed or finds no CUDA driver ({exc}); {_INSTALL_HINT}"
-    try:
-        cuda.init()
-        count = int(cuda.Device.count())
-        gpu = str(cuda.Device(0).name()) if count else ""
-    except cuda.Error as exc:
-        return False, f"no usable CUDA driver ({exc}); check nvidia-smi and the NVIDIA driver"
-    if count == 0:
-        return False, "no CUDA device found; check nvidia-smi (in Docker: run with --gpus all)"
-    return True, f"TensorRT {trt.__version__} on {gpu}"
-
-
-def cache_dir() -> Path:
-    """Where plans are cached: ``$EEGSTREAM_CACHE/trt``, else ``~/.cache/eegstream/trt``."""
-    root = os.environ.get("EEGSTREAM_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "eegstream") / "trt"
-
-
-def _fast_fp16(compute_capability: tuple[int, int]) -> bool:
-    """GPUs with full-rate FP16 arithmetic (TensorRT's own list: 5.3, 6.0, 6.2 and 7.0 on)."""
-    return compute_capability in {(5, 3), (6, 0), (6, 2)} or compute_capability >= (7, 0)
-
-
-def _plan_name(digest: str, trt_version: str, gpu: str, precision: str, max_batch: int) -> str:
-    gpu_slug = re.sub(r"[^a-z0-9]+", "-", gpu.lower()).strip("-") or "gpu"
-    return f"{digest[:16]}-trt{trt_version}-{gpu_slug}-{precision}-b{max_batch}.plan"
-
-
-def _make_logger(trt: Any) -> Any:
-    """A TensorRT logger that forwards into this package's logger (no direct stderr output)."""
-    levels = {
-        trt.ILogger.Severity.INTERNAL_ERROR: logging.ERROR,
-        trt.ILogger.Severity.ERROR: logging.ERROR,
-        trt.ILogger.Severity.WARNING: logging.WARNING,
-        trt.ILogger.Severity.INFO: logging.DEBUG,
-        trt.ILogger.Severity.VERBOSE: logging.DEBUG - 5,
-    }
-
-    class _Logger(trt.ILogger):  # type: ignore[misc]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)  # pybind trampolines need the explicit base init
-
-        def log(self, severity: Any, msg: str) -> None:
-            log.log(levels.get(severity, logging.WARNING), "TensorRT: %s", msg)
-
-    return _Logger()
 
 
 class TensorRTEngine(BatchedEngine):
@@ -169,7 +114,7 @@ class TensorRTEngine(BatchedEngine):
         self._ctx: Any = dev.retain_primary_context()
         self._ctx.push()
         try:
-            self._logger = _make_logger(trt)
+            self._logger = make_logger(trt)
             weak_typing = hasattr(trt.BuilderFlag, "FP16")  # gone in TensorRT 11 (strong typing)
             source, self.precision = self._choose_source(
                 onnx_path,
@@ -180,7 +125,7 @@ class TensorRTEngine(BatchedEngine):
             )
             onnx_bytes = source.read_bytes()
             digest = hashlib.sha256(onnx_bytes).hexdigest()
-            self.plan_path = (plan_dir or cache_dir()) / _plan_name(
+            self.plan_path = (plan_dir or cache_dir()) / plan_name(
                 digest, str(trt.__version__), self.gpu, self.precision, max_batch
             )
             self._runtime: Any = trt.Runtime(self._logger)
@@ -228,7 +173,7 @@ class TensorRTEngine(BatchedEngine):
             return onnx_path, "fp32"
         cc = (int(compute_capability[0]), int(compute_capability[1]))
         if weak_typing:
-            if _fast_fp16(cc):
+            if fast_fp16(cc):
                 return onnx_path, "fp16"
             if precision == "fp16":
                 raise EegstreamError(

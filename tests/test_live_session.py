@@ -5,27 +5,31 @@ hands out prepared :class:`~eegstream.stream.inlet.Chunk` objects and
 :class:`~eegstream.stream.inlet.InletEvent` objects, with the real detector and the committed
 model, and drives them through :class:`~eegstream.live.ticker.Ticker` (the tick across sessions)
 by hand, reading the time from a clock that moves only when told (``live/memory.py``).
+Discovery's bookkeeping (rejected, closed, retried) runs on resolver results made by hand.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pylsl
 import pytest
 from conftest import CountingEngine, Messages
 
 from eegstream.bundle import ModelBundle
 from eegstream.detector import Detector
 from eegstream.engines.base import Engine
-from eegstream.errors import EegstreamError
+from eegstream.errors import EegstreamError, MissingChannelsError, StreamGoneError
 from eegstream.events import ArtifactEvent, StatusMessage
 from eegstream.io.recording import Recording
+from eegstream.live.discovery import Discovery
 from eegstream.live.memory import UNIX_OFFSET, MemoryInlet, StepClock
+from eegstream.live.registry import StreamRegistry
 from eegstream.live.scheduler import LiveArtifactEvent
 from eegstream.live.session import StreamSession
 from eegstream.live.ticker import Ticker
 from eegstream.settings import ELECTRODES, Settings
-from eegstream.stream.inlet import Chunk, Gap, InletEvent
+from eegstream.stream.inlet import Chunk, Gap, InletEvent, StreamDescription
 
 pytestmark = pytest.mark.skipif(
     not (Settings().model_dir / "model.onnx").is_file(),  # type: ignore[call-arg]
@@ -308,3 +312,74 @@ def test_a_failing_stream_is_stopped_and_the_others_carry_on(
     assert b.detector.stats["samples"] == 128
     assert ticker.windows == b.detector.stats["windows"] == 1 + (128 - 64) // settings.hop
     assert not sink_b.statuses()
+
+
+class OpeningInlet(MemoryInlet):
+    """An in-memory inlet for a stream the resolver found; ``connect`` raises ``error`` if set."""
+
+    def __init__(self, desc: StreamDescription, error: Exception | None) -> None:
+        super().__init__(desc.name)
+        self.description = desc
+        self.error = error
+
+    def connect(self) -> MemoryInlet:
+        if self.error is not None:
+            raise self.error
+        return super().connect()
+
+
+def test_discovery_lists_rejected_streams_skips_closed_ones_and_retries_both_later(
+    engine: Engine, bundle: ModelBundle, settings: Settings
+) -> None:
+    clock = FakeClock(100.0)
+    registry = StreamRegistry(
+        lambda sid: Detector(engine, bundle.features, settings, sid, clock=None),
+        Messages(),
+        clock=clock,
+    )
+    attached: list[StreamSession] = []
+    errors: dict[str, Exception | None] = {
+        "bad": MissingChannelsError("stream bad", ["AF3"], ["F7"]),
+        "gone": StreamGoneError("the outlet closed"),
+        "good": None,
+    }
+    opened: list[str] = []
+
+    def open_inlet(info: pylsl.StreamInfo, desc: StreamDescription) -> OpeningInlet:
+        opened.append(desc.name)
+        return OpeningInlet(desc, errors[desc.name])
+
+    finder = Discovery(
+        registry,
+        attached.append,
+        stream_type="EEG",
+        interval=0.5,
+        resolve_timeout=1.0,
+        max_chunk=256,
+        clock=clock,
+        open_inlet=open_inlet,
+    )
+    infos = {n: pylsl.StreamInfo(n, "eeg", 14, 128.0, "float32", f"src-{n}") for n in errors}
+    for info in infos.values():
+        info.reset_uid()  # what an outlet does: each stream its own uid
+    names = {n: str(StreamDescription.from_info(i)) for n, i in infos.items()}
+    for info in infos.values():
+        finder.consider(info)
+    assert sorted(opened) == ["bad", "gone", "good"]
+    assert [s.stream_id for s in attached] == ["good"]
+    # rejected: listed with the reason; closed before it could be opened: not listed
+    assert list(finder.rejected()) == [names["bad"]]
+    assert "AF3" in finder.rejected()[names["bad"]]
+
+    clock.t += 29.0  # within the retry period: nobody is opened again, the good one is claimed
+    for info in infos.values():
+        finder.consider(info)
+    assert len(opened) == 3
+
+    clock.t += 2.0  # past it: both are tried again; both open now
+    errors["bad"] = errors["gone"] = None
+    for info in infos.values():
+        finder.consider(info)
+    assert sorted(opened[3:]) == ["bad", "gone"]
+    assert sorted(s.stream_id for s in attached) == ["bad", "gone", "good"]
+    assert finder.rejected() == {}

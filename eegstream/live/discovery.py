@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pylsl
 
 from eegstream.errors import EegstreamError, StreamGoneError
-from eegstream.live.ports import SYSTEM_CLOCK, Clock
+from eegstream.live.ports import SYSTEM_CLOCK, Clock, Inlet
 from eegstream.live.registry import StreamRegistry, stream_key
 from eegstream.live.session import StreamSession
 from eegstream.stream.inlet import EEGInlet, StreamDescription, stream_predicate, types_match
@@ -54,6 +54,9 @@ class Discovery:
         Seconds between looks at the resolver's results.
     resolve_timeout, max_chunk
         Passed to each :class:`~eegstream.stream.inlet.EEGInlet`.
+    open_inlet
+        Builds the (not yet connected) inlet of a stream seen by the resolver; default: an
+        :class:`~eegstream.stream.inlet.EEGInlet` on it. Tests pass in-memory inlets.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Discovery:
         resolve_timeout: float,
         max_chunk: int,
         clock: Clock = SYSTEM_CLOCK,
+        open_inlet: Callable[[pylsl.StreamInfo, StreamDescription], Inlet] | None = None,
     ) -> None:
         self.registry = registry
         self.attach = attach
@@ -74,6 +78,7 @@ class Discovery:
         self.resolve_timeout = resolve_timeout
         self.max_chunk = max_chunk
         self.clock = clock
+        self.open_inlet = open_inlet or self._eeg_inlet
         #: uid -> why it is left alone for a while: rejected (listed in the status) or gone
         self._skipped: dict[str, _Skipped] = {}
 
@@ -110,14 +115,7 @@ class Discovery:
         seen = self._skipped.get(desc.uid)
         if seen is not None and self.clock.monotonic() - seen.at < _RETRY_REJECTED_S:
             return
-        inlet = EEGInlet(
-            desc.name,
-            desc.type,
-            desc.source_id or None,
-            info=info,
-            resolve_timeout=self.resolve_timeout,
-            max_chunk=self.max_chunk,
-        )
+        inlet = self.open_inlet(info, desc)
         try:
             inlet.connect()
             entry = self.registry.entry(inlet, None)
@@ -132,6 +130,17 @@ class Discovery:
             return
         self._skipped.pop(desc.uid, None)
         self.attach(entry)
+
+    def _eeg_inlet(self, info: pylsl.StreamInfo, desc: StreamDescription) -> Inlet:
+        """The default inlet: an :class:`EEGInlet` opening the stream the resolver found."""
+        return EEGInlet(
+            desc.name,
+            desc.type,
+            desc.source_id or None,
+            info=info,
+            resolve_timeout=self.resolve_timeout,
+            max_chunk=self.max_chunk,
+        )
 
     def _skip(self, desc: StreamDescription, why: str | None) -> None:
         """Leave ``desc`` alone for a while: rejected (``why``) or gone (``None``, not listed).

@@ -49,6 +49,7 @@ __all__ = [
     "FileDetection",
     "FilesEvaluation",
     "check_detect_output",
+    "check_out_path",
     "detect_file",
     "detect_messages",
     "detect_recording",
@@ -60,6 +61,7 @@ __all__ = [
     "write_bids",
     "write_detections",
     "write_jsonl",
+    "write_outputs",
 ]
 
 #: Seconds of data per ``Detector.process`` call. 10 s = 160 windows per engine call: large enough
@@ -345,7 +347,7 @@ def _check_mne_output(out: str) -> Path:
             f"{', '.join(ANNOTATION_SUFFIXES)} (got {out!r}); .fif keeps confidence and id"
         )
     import_mne("detect --format mne")
-    _check_out_path("--output", path)
+    check_out_path("--output", path)
     return path
 
 
@@ -354,9 +356,9 @@ def check_detect_output(output: str, fmt: DetectFormat) -> None:
     if fmt == "mne":
         _check_mne_output(output)
     elif output != "-":
-        _check_out_path("--output", Path(output))
+        check_out_path("--output", Path(output))
         if fmt == "bids":
-            _check_out_path("--output (BIDS sidecar)", Path(output).with_suffix(".json"))
+            check_out_path("--output (BIDS sidecar)", Path(output).with_suffix(".json"))
 
 
 @dataclass
@@ -412,7 +414,7 @@ def write_detections(detection: FileDetection, fmt: DetectFormat, path: Path) ->
     if fmt == "bids":
         text = json.dumps(_bids_sidecar(), indent=2) + "\n"
         files.append(("--output (BIDS sidecar)", path.with_suffix(".json"), text))
-    _write_outputs(files)
+    write_outputs(files)
 
 
 def evaluate_recording(
@@ -435,7 +437,7 @@ def evaluate_recording(
     return evaluate_messages(msgs, rec.markers, rec.duration, name=_stream_id(rec))
 
 
-def _check_out_path(flag: str, path: Path | None) -> None:
+def check_out_path(flag: str, path: Path | None) -> None:
     """An output path must be writable: checked before minutes of detection, not after."""
     if path is None:
         return
@@ -454,7 +456,7 @@ def _check_out_path(flag: str, path: Path | None) -> None:
         raise EegstreamError(f"{flag} {path} exists and is read-only; choose another file name")
 
 
-def _write_outputs(files: Sequence[tuple[str, Path, str]]) -> None:
+def write_outputs(files: Sequence[tuple[str, Path, str]]) -> None:
     """Write ``(flag, path, text)`` files whole or not at all.
 
     Temp files in the same folder are renamed once every one is written, so a failure never

@@ -327,13 +327,13 @@ def test_evaluate_json_that_cannot_be_written_is_one_line_and_no_table(
 
 
 def test_outputs_are_written_whole_or_not_at_all(tmp_path: Path) -> None:
-    from eegstream.offline import _write_outputs
+    from eegstream.offline import write_outputs
 
     good = tmp_path / "events.tsv"
     bad = tmp_path / "gone" / "events.json"  # its folder does not exist
     with pytest.raises(EegstreamError, match=r"--json .*events.json: cannot write \(No such file"):
-        _write_outputs([("--output", good, "a\n"), ("--json", bad, "{}\n")])
+        write_outputs([("--output", good, "a\n"), ("--json", bad, "{}\n")])
     assert list(tmp_path.iterdir()) == []  # neither the .tsv nor a temp file
-    _write_outputs([("--output", good, "a\n")])
+    write_outputs([("--output", good, "a\n")])
     assert good.read_text() == "a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["events.tsv"]

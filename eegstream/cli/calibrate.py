@@ -25,7 +25,7 @@ __all__ = ["run_calibrate"]
 def run_calibrate(args: argparse.Namespace) -> int:
     """``eegstream calibrate [REC.csv | --epochs DIR | --stream-name N] --out P``."""
     from eegstream.calibrate import Protocol, calibrate_recording
-    from eegstream.offline import _check_out_path, load_model
+    from eegstream.offline import check_out_path, load_model
 
     sources = [args.file is not None, args.epochs is not None, bool(args.stream_name)]
     if sum(sources) != 1:
@@ -35,7 +35,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             f"--stream-name NAME (live); got {sum(sources)}"
         )
     out = Path(args.out)
-    _check_out_path("--out", out)
+    check_out_path("--out", out)
     name = args.name or out.stem
     protocol = Protocol(blinks=args.blinks, clenches=args.clenches, seed=args.seed)
     # calibration starts from the model as shipped, whatever profile the settings name

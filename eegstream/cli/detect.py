@@ -46,10 +46,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """``eegstream evaluate FILE... | --epochs DIR [--plot PNG] [--json PATH]``: tables, stdout."""
     from eegstream.io.epochs import parse_label_map
     from eegstream.io.markers import marker_map_arg
-    from eegstream.offline import EpochSelection, _check_out_path, _write_outputs, evaluate_files
+    from eegstream.offline import EpochSelection, check_out_path, evaluate_files, write_outputs
 
-    _check_out_path("--json", args.json)
-    _check_out_path("--plot", args.plot)
+    check_out_path("--json", args.json)
+    check_out_path("--plot", args.plot)
     if args.plot is not None and args.epochs is None:
         raise EegstreamError("--plot needs --epochs DIR (it draws the per-gesture evaluation)")
     if not args.files and args.epochs is None:
@@ -68,6 +68,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_files(args.files, args.settings, marker_map=marker_map, epochs=epochs)
     if args.json is not None:
         text = json.dumps(result.doc, indent=2) + "\n"
-        _write_outputs([("--json", Path(args.json), text)])
+        write_outputs([("--json", Path(args.json), text)])
     print("\n\n".join(result.tables))  # noqa: T201 -- the command's result goes to stdout
     return 0

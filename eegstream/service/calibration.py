@@ -63,9 +63,9 @@ class Calibrations:
         out = self.profile_dir / f"{request.name}.profile"
         try:
             self.profile_dir.mkdir(parents=True, exist_ok=True)
-            from eegstream.offline import _check_out_path
+            from eegstream.offline import check_out_path
 
-            _check_out_path("profile", out)
+            check_out_path("profile", out)
         except (OSError, EegstreamError) as exc:
             raise HTTPException(
                 500,

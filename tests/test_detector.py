@@ -13,6 +13,9 @@ import time
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from eegstream.detector import (
     BARRIER,
@@ -681,3 +684,46 @@ def test_faults_and_dead_electrodes_do_not_depend_on_chunking(chunk: int) -> Non
         ]
 
     assert strip(got) == strip(ref)
+
+
+_LEVELS = [0.05, 0.25, 0.3, 0.35, 0.55, 0.6, 0.65, 0.9]  # around the release and the thresholds
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([BLINK, JAW, 2]),  # 2: "nothing" is the largest
+            st.sampled_from(_LEVELS),
+            st.sampled_from([0.0, 0.5, 1.0]),  # share of the rest that goes to the other label
+            st.integers(0, 19),  # 0: an unclassified (NaN) window
+        ),
+        min_size=1,
+        max_size=150,
+    ),
+    jaw_threshold=st.sampled_from([None, 0.8, 0.4]),
+)
+def test_one_window_at_a_time_gives_the_events_of_the_whole_batch(
+    rows: list[tuple[int, float, float, int]], jaw_threshold: float | None
+) -> None:
+    """The builder's plain-Python path for one window (live) equals its numpy path (offline)."""
+    p = np.zeros((len(rows), 3))
+    for i, (lab, q, share, nan) in enumerate(rows):
+        if nan == 0:
+            p[i] = np.nan
+            continue
+        other = {BLINK: JAW, JAW: BLINK, 2: BLINK}[lab]
+        p[i, lab] = q
+        p[i, other] = (1 - q) * share
+        p[i, 2 if lab != 2 else JAW] += (1 - q) * (1 - share)
+    own = {} if jaw_threshold is None else {"class_thresholds": {"jaw_clench": jaw_threshold}}
+
+    def events(chunks: int | None) -> list[tuple[int, dict[str, object]]]:
+        b = EventBuilder(settings(min_windows=2, **own), "s")
+        out = feed_all(b, p, chunks=chunks)
+        closing = b.close(0.0)
+        return [(i, e.model_dump()) for i, e in out] + [(-1, e.model_dump()) for e in closing]
+
+    whole = events(None)
+    assert events(1) == whole
+    assert events(3) == whole

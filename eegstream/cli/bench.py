@@ -40,6 +40,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, text: str, mode: str = "w") -> None:
+    """Write the report (``mode="a"`` with no text: only check that it can be written)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open(mode, encoding="utf-8") as fh:
@@ -71,16 +72,10 @@ def _run_e2e(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     out: Path | None = args.json
     if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.open("a", encoding="utf-8").close()  # fail now, not after the measuring
-        except OSError as exc:
-            raise EegstreamError(
-                f"bench --json {out}: cannot write the report ({exc}); choose a writable path"
-            ) from exc
+        _write(out, "", mode="a")  # fail on an unwritable path now, not after the measuring
     report = soak_benchmark(cfg) if cfg.soak_minutes is not None else e2e_benchmark(cfg)
     text = json.dumps(report, indent=2) + "\n"
     sys.stdout.write(text)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        _write(out, text)
     return 0

@@ -287,9 +287,8 @@ class Detector(StatusReports):
             p[batch.classify] = probs
             self._counts["vetoed_blinks"] += int((sideways & was_blink).sum())
             if self.person is not None and batch.logp is not None:
-                na = len(ARTIFACT_LABELS)
-                resting = (probs.argmax(axis=1) == na) & (probs[:, :na].max(axis=1) < RELEASE)
-                self.person.observe(batch.ends[batch.classify], batch.logp, resting & ~sideways)
+                resting = _resting(probs) & ~sideways
+                self.person.observe(batch.ends[batch.classify], batch.logp, resting)
         self._counts["windows"] += k
         self._counts["classified"] += batch.m
         self._counts["nan_windows"] += int(batch.nan.sum())
@@ -315,10 +314,11 @@ class Detector(StatusReports):
 
         Usual: every window classified, no gap, no signal fault or dead electrode before or
         in the batch, no horizontal eye movement, no run open and no window strong enough to
-        start one (:meth:`EventBuilder.advance_idle`). Then no message can come out, and only the counters, the person baseline
-        and the builder's history move, exactly as the general path moves them. Why: live,
-        each stream brings one window per tick, and the general path's ~40 numpy calls per
-        stream were a quarter of the scheduler's time at 128 headsets.
+        start one (:meth:`EventBuilder.advance_idle`). Then no message can come out, and only
+        the counters, the person baseline and the builder's history move, exactly as the
+        general path moves them. Why: live, each stream brings one window per tick, and the
+        general path's ~40 numpy calls per stream were a quarter of the scheduler's time at
+        128 headsets.
         """
         m = batch.m
         if (
@@ -336,9 +336,7 @@ class Detector(StatusReports):
         if not self.builder.advance_idle(p, batch.onset_times, batch.end_times):
             return False
         if self.person is not None and batch.logp is not None:
-            na = len(ARTIFACT_LABELS)
-            resting = (p.argmax(axis=1) == na) & (p[:, :na].max(axis=1) < RELEASE)
-            self.person.observe(batch.ends, batch.logp, resting)
+            self.person.observe(batch.ends, batch.logp, _resting(p))
         counts = self._counts
         counts["windows"] += m
         counts["classified"] += m
@@ -387,3 +385,12 @@ class Detector(StatusReports):
         if self._fault is not None:
             out.append(self._close_fault())
         return out
+
+
+def _resting(probs: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """Windows the person baseline may learn from: "nothing" wins, no artifact reaches RELEASE.
+
+    One rule for both paths of :meth:`Detector.apply`; the eye-movement veto is the caller's.
+    """
+    na = len(ARTIFACT_LABELS)
+    return np.asarray((probs.argmax(axis=1) == na) & (probs[:, :na].max(axis=1) < RELEASE))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from eegstream.engines.base import BundleLike, Engine, check_features, infer_in_batches
+from eegstream.engines.tensorrt_host import tensorrt_available  # stdlib only: cheap to import
 from eegstream.errors import BackendUnavailableError, EegstreamError
 from eegstream.settings import BACKENDS
 
@@ -28,13 +29,6 @@ __all__ = [
 #: Engines :func:`load_engine` can build by name (``auto`` picks one of the first two).
 #: ``onnxruntime-cuda`` is ONNX Runtime's CUDA provider (needs ``onnxruntime-gpu``).
 ENGINE_NAMES: tuple[str, ...] = tuple(b for b in BACKENDS if b != "auto")  #: the one list
-
-
-def tensorrt_available() -> tuple[bool, str]:
-    """Whether TensorRT can run here, and why not (missing tensorrt, pycuda, or CUDA device)."""
-    from eegstream.engines.tensorrt_host import tensorrt_available as _available
-
-    return _available()
 
 
 def _onnxruntime_cuda_available() -> bool:

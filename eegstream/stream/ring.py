@@ -59,22 +59,18 @@ class RingBuffer:
         when a window is no longer (or not yet) in the buffer.
         """
         ends = np.asarray(ends, dtype=np.int64)
-        if ends.shape == (1,):  # live, the usual: one window; a slice (copied) if it does not wrap
-            end = int(ends[0])
-            if end - length < self.oldest or end > self.total:
+        if ends.size:
+            one = ends.shape == (1,)  # live, the usual: one window
+            lo, hi = (int(ends[0]),) * 2 if one else (int(ends.min()), int(ends.max()))
+            if lo - length < self.oldest or hi > self.total:
                 raise IndexError(
-                    f"the window ending at {end} (length {length}) is outside the buffer's "
+                    f"windows ending at {lo}..{hi} (length {length}) are outside the buffer's "
                     f"samples {self.oldest}..{self.total}"
                 )
-            stop = (end - 1) % self.capacity + 1
-            if stop >= length:
+            stop = (hi - 1) % self.capacity + 1
+            if one and stop >= length:  # it does not wrap: a slice (copied), not an index
                 a = stop - length
                 return self._data[a:stop].T[None].copy(), self._times[None, a:stop].copy()
-        if ends.size and (ends.min() - length < self.oldest or ends.max() > self.total):
-            raise IndexError(
-                f"windows ending at {ends.min()}..{ends.max()} (length {length}) are outside the "
-                f"buffer's samples {self.oldest}..{self.total}"
-            )
         idx = (ends[:, None] - length + np.arange(length)[None, :]) % self.capacity
         return self._data[idx].transpose(0, 2, 1), self._times[idx]
 
